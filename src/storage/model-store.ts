@@ -1,0 +1,49 @@
+import type { AdapterPayload } from 'oidc-provider';
+
+/** oidc-provider's persisted model names. */
+export const MODEL_NAMES = [
+  'Session',
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'ClientCredentials',
+  'Client',
+  'InitialAccessToken',
+  'RegistrationAccessToken',
+  'Interaction',
+  'ReplayDetection',
+  'PushedAuthorizationRequest',
+  'Grant',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+] as const;
+
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+export type Payload = AdapterPayload;
+
+/**
+ * One backend's storage of oidc-provider models: the seven Adapter verbs with the model
+ * passed in, so one connection serves every model and nothing model-specific leaks in.
+ *
+ * Contract (test/contract/model-store.cases.ts runs it against every backend):
+ * - upsert replaces the whole record; `expiresIn` (seconds) bounds its life, and every
+ *   read checks expiry itself whether or not the server expires records.
+ * - consume is atomic: among concurrent callers exactly one gets `true`; later calls and
+ *   calls for a missing record get `false`. After it, find() shows `consumed` (epoch s).
+ * - revokeByGrantId removes every record of any model in this store carrying that grantId.
+ * - findByUid / findByUserCode look up the `uid` / `userCode` payload fields.
+ */
+export interface ModelStore {
+  upsert(model: ModelName, id: string, payload: Payload, expiresIn?: number): Promise<void>;
+  find(model: ModelName, id: string): Promise<Payload | undefined>;
+  findByUid(model: ModelName, uid: string): Promise<Payload | undefined>;
+  findByUserCode(model: ModelName, userCode: string): Promise<Payload | undefined>;
+  consume(model: ModelName, id: string): Promise<boolean>;
+  destroy(model: ModelName, id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+/** Creates the ModelStore of one namespace (a tenant) on a shared connection. */
+export type ModelStoreFactory = (namespace: string) => ModelStore;
