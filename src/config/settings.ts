@@ -1,0 +1,166 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/**
+ * Castellan's one configuration object. Sources, later wins: defaults, the JSON file named
+ * by CASTELLAN_CONFIG_FILE, environment variables. This schema is the documentation of
+ * every setting (README "Configuration" mirrors it).
+ */
+const base64Key32 = z
+  .string()
+  .refine((v) => Buffer.from(v, 'base64url').length === 32, {
+    message: 'must be 32 bytes, base64url or base64 encoded (generate one: openssl rand -base64 32)',
+  });
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const settingsSchema = z
+  .object({
+    port: z.coerce.number().int().min(0).max(65535).default(4000),
+    /** The public origin (and optional path) issuers are built on: `<baseUrl>/t/<tenant>`. */
+    baseUrl: z
+      .url({ protocol: /^https?$/ })
+      .transform((v) => v.replace(/\/+$/, ''))
+      .optional(),
+    mongodbUrl: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URL').optional(),
+    /** Database name; defaults to the URL's path or "castellan". */
+    mongodbDatabase: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).optional(),
+    redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    /** Redis key prefix, so several deployments can share one Redis. */
+    redisPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,40}$/).default('castellan'),
+    /** AES-256 key-encryption key wrapping every signing key's data key (envelope encryption). */
+    keyEncryptionKey: base64Key32.optional(),
+    /** Secret from which cookie signing keys are derived; defaults to one derived from the KEK. */
+    cookieSecret: z.string().min(32).optional(),
+    logLevel: logLevel.default('info'),
+    /** Trust X-Forwarded-* from a TLS-terminating proxy in front of Castellan. */
+    trustProxy: z.coerce.boolean().default(false),
+    demo: z
+      .object({
+        enabled: z.boolean().default(true),
+        clientSecret: z.string().min(16).optional(),
+        userPassword: z.string().min(8).optional(),
+      })
+      .prefault({}),
+    /** Tenants to create at start-up when missing; their settings are checked per tenant. */
+    tenants: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  })
+  .superRefine((s, ctx) => {
+    if (s.redisUrl && !s.mongodbUrl) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mongodbUrl'],
+        message: 'MONGODB_URL is required when REDIS_URL is set: clients, grants and keys are durable state and live in MongoDB',
+      });
+    }
+    if (s.mongodbUrl && !s.keyEncryptionKey) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keyEncryptionKey'],
+        message: 'CASTELLAN_KEY_ENCRYPTION_KEY is required when MONGODB_URL is set: stored signing keys must stay decryptable across restarts',
+      });
+    }
+  });
+
+export type SettingsInput = z.input<typeof settingsSchema>;
+export type ParsedSettings = z.output<typeof settingsSchema>;
+export interface Settings extends ParsedSettings {
+  baseUrl: string;
+  storage: 'memory' | 'mongo+redis' | 'mongo';
+}
+
+/** Which environment variable feeds which setting (so errors can name the variable). */
+const ENV_NAMES = {
+  port: 'PORT',
+  baseUrl: 'CASTELLAN_BASE_URL',
+  mongodbUrl: 'MONGODB_URL',
+  mongodbDatabase: 'MONGODB_DATABASE',
+  redisUrl: 'REDIS_URL',
+  redisPrefix: 'CASTELLAN_REDIS_PREFIX',
+  keyEncryptionKey: 'CASTELLAN_KEY_ENCRYPTION_KEY',
+  cookieSecret: 'CASTELLAN_COOKIE_SECRET',
+  logLevel: 'LOG_LEVEL',
+  trustProxy: 'CASTELLAN_TRUST_PROXY',
+} as const satisfies Partial<Record<keyof ParsedSettings, string>>;
+
+const DEMO_ENV_NAMES = {
+  clientSecret: 'CASTELLAN_DEMO_CLIENT_SECRET',
+  userPassword: 'CASTELLAN_DEMO_USER_PASSWORD',
+  enabled: 'CASTELLAN_DEMO',
+} as const;
+
+export class SettingsError extends Error {
+  readonly code = 'INVALID_SETTINGS';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid settings:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'SettingsError';
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function fromEnvironment(env: Env): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, name] of Object.entries(ENV_NAMES)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  const demo: Record<string, unknown> = {};
+  if (env[DEMO_ENV_NAMES.clientSecret]) demo.clientSecret = env[DEMO_ENV_NAMES.clientSecret];
+  if (env[DEMO_ENV_NAMES.userPassword]) demo.userPassword = env[DEMO_ENV_NAMES.userPassword];
+  const enabled = env[DEMO_ENV_NAMES.enabled];
+  if (enabled !== undefined && enabled !== '') demo.enabled = !['0', 'false', 'no', 'off'].includes(enabled.toLowerCase());
+  if (Object.keys(demo).length) out.demo = demo;
+  return out;
+}
+
+function fromFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new SettingsError([`CASTELLAN_CONFIG_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed as Record<string, unknown>;
+  } catch {
+    throw new SettingsError([`CASTELLAN_CONFIG_FILE: ${path} is not a JSON object`]);
+  }
+}
+
+function settingName(path: PropertyKey[]): string {
+  const [first, second] = path;
+  if (first === 'demo' && typeof second === 'string' && second in DEMO_ENV_NAMES) {
+    return `${DEMO_ENV_NAMES[second as keyof typeof DEMO_ENV_NAMES]} (demo.${second})`;
+  }
+  if (typeof first === 'string' && first in ENV_NAMES) {
+    return `${ENV_NAMES[first as keyof typeof ENV_NAMES]} (${path.join('.')})`;
+  }
+  return path.join('.') || '(settings)';
+}
+
+/** Reads, merges and validates settings; throws SettingsError naming each bad setting. */
+export function loadSettings(env: Env = process.env): Settings {
+  const file = env.CASTELLAN_CONFIG_FILE ? fromFile(env.CASTELLAN_CONFIG_FILE) : {};
+  const fromEnv = fromEnvironment(env);
+  const merged = {
+    ...file,
+    ...fromEnv,
+    demo: { ...(file.demo as object | undefined), ...(fromEnv.demo as object | undefined) },
+  };
+  const result = settingsSchema.safeParse(merged);
+  if (!result.success) {
+    throw new SettingsError(result.error.issues.map((i) => `${settingName(i.path)}: ${i.message}`));
+  }
+  const parsed = result.data;
+  const storage = parsed.mongodbUrl ? (parsed.redisUrl ? 'mongo+redis' : 'mongo') : 'memory';
+  return {
+    ...parsed,
+    baseUrl: parsed.baseUrl ?? `http://localhost:${parsed.port}`,
+    storage,
+  };
+}

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import { CastellanError } from '../errors/errors.ts';
+
+export interface OAuthErrorBody {
+  error: string;
+  error_description: string;
+}
+
+export interface ErrorResponse {
+  status: number;
+  body: OAuthErrorBody;
+  headers: Record<string, string>;
+}
+
+/** Koa/http-errors style errors (e.g. a throw from a body parser) expose a status. */
+function httpStatusOf(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const status = (err as { status?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+  return typeof status === 'number' && status >= 400 && status < 600 ? status : undefined;
+}
+
+/** oidc-provider's errors carry the OAuth code in `error` and an exposable description. */
+function oidcErrorOf(err: unknown): { error: string; description: string | undefined } | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { error, error_description: description, expose } = err as Record<string, unknown>;
+  if (typeof error !== 'string' || expose !== true) return undefined;
+  return { error, description: typeof description === 'string' ? description : undefined };
+}
+
+/**
+ * The one mapping from any thrown value to an OAuth error response (RFC 6749 §5.2 shape).
+ * Unknown errors become a generic 500 server_error: details go to the log, never the client.
+ */
+export function toErrorResponse(err: unknown, log?: Logger): ErrorResponse {
+  if (err instanceof CastellanError) {
+    return {
+      status: err.status,
+      body: { error: err.oauthError, error_description: err.message },
+      headers: { ...err.headers },
+    };
+  }
+  const status = httpStatusOf(err);
+  const oidc = oidcErrorOf(err);
+  if (oidc && status && status < 500) {
+    return { status, body: { error: oidc.error, error_description: oidc.description ?? oidc.error }, headers: {} };
+  }
+  if (status && status < 500) {
+    const description = status === 413 ? 'request body too large' : status === 415 ? 'unsupported content type' : 'the request is malformed';
+    return { status, body: { error: 'invalid_request', error_description: description }, headers: {} };
+  }
+  log?.error({ err }, 'unhandled error');
+  return {
+    status: 500,
+    body: { error: 'server_error', error_description: 'the server met an unexpected condition' },
+    headers: {},
+  };
+}

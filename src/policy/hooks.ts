@@ -1,0 +1,35 @@
+import type { ResourceSettings } from '../tenants/tenant-settings.ts';
+
+/**
+ * Castellan's policy decisions, one named function each, with safe defaults
+ * (ARCHITECTURE.md "Policy hooks"). A tenant may override any of them; src/policy/defaults.ts
+ * holds the defaults. Hooks receive only what they decide on, never the app.
+ */
+export interface ResourceAccessRequest {
+  tenant: string;
+  clientId: string;
+  resource: ResourceSettings;
+}
+
+export type ResourceAccessDecision =
+  | { allow: true; scopes: readonly string[] }
+  | { allow: false; reason: string };
+
+export interface RegistrationRequest {
+  tenant: string;
+  metadata: Readonly<Record<string, unknown>>;
+  /** How the client identified itself: RFC 7591 registration or a CIMD URL client_id. */
+  kind: 'dynamic-registration' | 'client-id-metadata-document';
+}
+
+export type RegistrationDecision = { accept: true } | { accept: false; reason: string };
+
+export interface PolicyHooks {
+  /**
+   * May this client get a token for this resource, and which scopes may such a token carry?
+   * oidc-provider then grants the intersection of these and what was requested.
+   */
+  resourceAccess(request: ResourceAccessRequest): Promise<ResourceAccessDecision>;
+  /** Accept a client that registers itself (used by dynamic registration and CIMD). */
+  acceptRegistration(request: RegistrationRequest): Promise<RegistrationDecision>;
+}

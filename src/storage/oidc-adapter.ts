@@ -1,0 +1,96 @@
+import { errors, type Adapter, type AdapterFactory } from 'oidc-provider';
+import type { ModelName, ModelStore, Payload } from './model-store.ts';
+import { MODEL_NAMES } from './model-store.ts';
+
+/**
+ * Short-lived, hot models go to the ephemeral store (Redis in production); everything that
+ * must survive a restart goes to the durable one (MongoDB). Session is ephemeral: it is
+ * found by uid on every authorization request, which FerretDB could only answer with a
+ * full scan, and losing one costs a login, never a grant (ARCHITECTURE.md "Storage").
+ */
+export const EPHEMERAL_MODELS: ReadonlySet<ModelName> = new Set<ModelName>([
+  'AuthorizationCode',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'Interaction',
+  'PushedAuthorizationRequest',
+  'ReplayDetection',
+  'Session',
+  'PreAuthorizedCode',
+]);
+
+export interface ModelStores {
+  durable: ModelStore;
+  ephemeral: ModelStore;
+}
+
+function isModelName(name: string): name is ModelName {
+  return (MODEL_NAMES as readonly string[]).includes(name);
+}
+
+/** Every distinct store, so a grant is revoked everywhere once per store. */
+function distinctStores(stores: ModelStores): ModelStore[] {
+  return stores.durable === stores.ephemeral ? [stores.durable] : [stores.durable, stores.ephemeral];
+}
+
+export async function revokeGrantEverywhere(stores: ModelStores, grantId: string): Promise<void> {
+  await Promise.all(distinctStores(stores).map((store) => store.revokeByGrantId(grantId)));
+}
+
+/** The oidc-provider Adapter of one model, routed to its store. */
+class RoutedAdapter implements Adapter {
+  readonly #model: ModelName;
+  readonly #store: ModelStore;
+  readonly #stores: ModelStores;
+
+  constructor(model: ModelName, stores: ModelStores) {
+    this.#model = model;
+    this.#stores = stores;
+    this.#store = EPHEMERAL_MODELS.has(model) ? stores.ephemeral : stores.durable;
+  }
+
+  async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
+    await this.#store.upsert(this.#model, id, payload, expiresIn);
+  }
+
+  async find(id: string): Promise<Payload | undefined> {
+    return this.#store.find(this.#model, id);
+  }
+
+  async findByUid(uid: string): Promise<Payload | undefined> {
+    return this.#store.findByUid(this.#model, uid);
+  }
+
+  async findByUserCode(userCode: string): Promise<Payload | undefined> {
+    return this.#store.findByUserCode(this.#model, userCode);
+  }
+
+  /**
+   * oidc-provider checks `consumed` and then calls consume(): two concurrent redemptions
+   * both pass its check (STORES.md). The store decides the single winner; the loser is a
+   * reuse, so the whole grant is revoked (RFC 9700 §4.5.3, §4.14.2) and the request gets
+   * invalid_grant — an oidc-provider error, so it renders as 400, not 500.
+   */
+  async consume(id: string): Promise<void> {
+    if (await this.#store.consume(this.#model, id)) return;
+    const payload = await this.#store.find(this.#model, id);
+    if (payload?.grantId) await revokeGrantEverywhere(this.#stores, payload.grantId);
+    throw new errors.InvalidGrant(`${this.#model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.#store.destroy(this.#model, id);
+  }
+
+  /** A grant's models may sit in both stores; revoking it clears both. */
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await revokeGrantEverywhere(this.#stores, grantId);
+  }
+}
+
+export function createAdapterFactory(stores: ModelStores): AdapterFactory {
+  return (name: string) => {
+    if (!isModelName(name)) throw new Error(`oidc-provider asked for an unknown model: ${name}`);
+    return new RoutedAdapter(name, stores);
+  };
+}

@@ -1,0 +1,123 @@
+import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
+import type { PolicyHooks } from '../policy/hooks.ts';
+import { OIDC_SCOPES, type TenantSettings } from './tenant-settings.ts';
+
+export interface AccountClaims {
+  sub: string;
+  [claim: string]: unknown;
+}
+
+/** Finds a tenant's user by subject, for id_tokens and userinfo. */
+export type AccountLookup = (accountId: string) => Promise<AccountClaims | undefined>;
+
+export interface TenantProviderInput {
+  tenantId: string;
+  issuer: string;
+  settings: TenantSettings;
+  /** Private signing JWKs: active keys without key_ops, published-only keys with ['verify']. */
+  jwks: JWKS;
+  adapter: AdapterFactory;
+  findAccount: AccountLookup;
+  cookieKeys: string[];
+  policy: PolicyHooks;
+  trustProxy: boolean;
+}
+
+/** Standard claims released per scope (OIDC Core §5.4). */
+const CLAIMS_BY_SCOPE = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'family_name', 'given_name', 'preferred_username', 'picture', 'locale', 'zoneinfo', 'updated_at'],
+};
+
+/** Builds the oidc-provider configuration of one tenant: only features that really work. */
+export function providerConfiguration(input: TenantProviderInput): Configuration {
+  const { settings, policy, tenantId } = input;
+  const resources = new Map(settings.resources.map((r) => [r.uri, r]));
+
+  return {
+    adapter: input.adapter,
+    jwks: input.jwks,
+    cookies: {
+      keys: input.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    // OAuth 2.1: the code flow only (no implicit, no hybrid).
+    responseTypes: ['code'],
+    scopes: [...OIDC_SCOPES, ...settings.scopes],
+    claims: CLAIMS_BY_SCOPE,
+    // OAuth 2.1 / RFC 9700 §2.1.1: PKCE for every client (oidc-provider only offers S256).
+    pkce: { required: () => true },
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      id_token_signed_response_alg: 'RS256',
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    ttl: {
+      AccessToken: settings.ttl.accessToken,
+      AuthorizationCode: settings.ttl.authorizationCode,
+      ClientCredentials: settings.ttl.clientCredentials,
+      IdToken: settings.ttl.idToken,
+      Interaction: settings.ttl.interaction,
+      Session: settings.ttl.session,
+      Grant: settings.ttl.grant,
+      RefreshToken: settings.ttl.refreshToken,
+    },
+    // Rotate on every use; reuse of a rotated one revokes the grant (oidc-provider + our consume).
+    rotateRefreshToken: true,
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      registration: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        // MCP clients send `resource` at /authorize and /token; a token request without it
+        // after an authorization that named one is for that resource.
+        defaultResource: async (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resourceIndicator, client) => {
+          const resource = resources.get(resourceIndicator);
+          if (!resource) throw new errors.InvalidTarget(`unknown resource: ${resourceIndicator}`);
+          const decision = await policy.resourceAccess({ tenant: tenantId, clientId: client.clientId, resource });
+          if (!decision.allow) throw new errors.InvalidTarget(decision.reason);
+          const ttl = resource.accessTokenTtl ?? settings.ttl.accessToken;
+          return resource.accessTokenFormat === 'jwt'
+            ? {
+              scope: decision.scopes.join(' '),
+              audience: resource.uri,
+              accessTokenTTL: ttl,
+              accessTokenFormat: 'jwt',
+              jwt: { sign: { alg: settings.accessTokenSigningAlgorithm } },
+            }
+            : { scope: decision.scopes.join(' '), audience: resource.uri, accessTokenTTL: ttl, accessTokenFormat: 'opaque' };
+        },
+      },
+    },
+    interactions: {
+      url: async (_ctx, interaction) => `/t/${tenantId}/interaction/${interaction.uid}`,
+    },
+    findAccount: async (_ctx: KoaContextWithOIDC, sub: string): Promise<Account | undefined> => {
+      const claims = await input.findAccount(sub);
+      if (!claims) return undefined;
+      return { accountId: sub, claims: async () => claims };
+    },
+    renderError: async (ctx, out) => {
+      // Never an HTML page that echoes input unescaped; browsers get the same JSON shape.
+      ctx.type = 'json';
+      ctx.body = out;
+    },
+  };
+}
+
+export function createTenantProvider(input: TenantProviderInput): Provider {
+  const provider = new Provider(input.issuer, providerConfiguration(input));
+  provider.proxy = input.trustProxy;
+  return provider;
+}
