@@ -20,7 +20,11 @@ export const settingsSchema = z
     /** The public origin (and optional path) issuers are built on: `<baseUrl>/t/<tenant>`. */
     baseUrl: z
       .url({ protocol: /^https?$/ })
-      .transform((v) => v.replace(/\/+$/, ''))
+      .refine((v) => {
+        const u = new URL(v);
+        return (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash;
+      }, 'must be an origin such as https://auth.example.com (no path, query or fragment)')
+      .transform((v) => new URL(v).origin)
       .optional(),
     mongodbUrl: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URL').optional(),
     /** Database name; defaults to the URL's path or "castellan". */

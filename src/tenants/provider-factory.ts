@@ -20,7 +20,6 @@ export interface TenantProviderInput {
   findAccount: AccountLookup;
   cookieKeys: string[];
   policy: PolicyHooks;
-  trustProxy: boolean;
 }
 
 /** Standard claims released per scope (OIDC Core §5.4). */
@@ -118,6 +117,7 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
 
 export function createTenantProvider(input: TenantProviderInput): Provider {
   const provider = new Provider(input.issuer, providerConfiguration(input));
-  provider.proxy = input.trustProxy;
+  // Forwarding headers reaching the provider are always ours (src/http/tenant-mount.ts).
+  provider.proxy = true;
   return provider;
 }

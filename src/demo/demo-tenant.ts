@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import type { ModelStore } from '../storage/model-store.ts';
+import type { TenantSettingsInput } from '../tenants/tenant-settings.ts';
+
+export const DEMO_TENANT = 'demo';
+export const DEMO_AGENT_CLIENT_ID = 'demo-agent';
+export const DEMO_SERVICE_CLIENT_ID = 'demo-service';
+export const DEMO_USER_LOGIN = 'demo';
+
+/** The demo tenant's resources: an MCP server validating JWTs and an API using introspection. */
+export const DEMO_TENANT_SETTINGS: TenantSettingsInput = {
+  displayName: 'Castellan demo',
+  scopes: ['notes:read', 'notes:write', 'reports:read'],
+  resources: [
+    { uri: 'http://localhost:3001/mcp', name: 'Demo notes MCP server', scopes: ['notes:read', 'notes:write'], accessTokenFormat: 'jwt' },
+    { uri: 'http://localhost:3002/api', name: 'Demo reports API', scopes: ['reports:read'], accessTokenFormat: 'opaque' },
+  ],
+};
+
+export interface DemoPorts {
+  createTenant(input: { id: string; displayName: string; settings: Record<string, unknown> }): Promise<boolean>;
+  /** The demo tenant's durable model store, where clients live. */
+  clients: ModelStore;
+  findUser(login: string): Promise<{ id: string } | undefined>;
+  createUser(input: { login: string; password: string; claims: Record<string, unknown> }): Promise<{ id: string }>;
+}
+
+export interface DemoCredentials {
+  tenant: string;
+  agentClientId: string;
+  serviceClientId: string;
+  serviceClientSecret: string;
+  userLogin: string;
+  /** Known only when this start created the user or was given the password. */
+  userPassword: string | undefined;
+  createdTenant: boolean;
+}
+
+const secret = () => randomBytes(24).toString('base64url');
+
+/**
+ * Creates the demo tenant, its two clients and a user when missing. Secrets are generated
+ * here (never in the code); CASTELLAN_DEMO_* settings pin them for scripts.
+ */
+export async function seedDemoTenant(
+  ports: DemoPorts,
+  options: { clientSecret?: string | undefined; userPassword?: string | undefined },
+): Promise<DemoCredentials> {
+  const createdTenant = await ports.createTenant({
+    id: DEMO_TENANT,
+    displayName: 'Castellan demo',
+    settings: DEMO_TENANT_SETTINGS as Record<string, unknown>,
+  });
+
+  await ports.clients.upsert('Client', DEMO_AGENT_CLIENT_ID, {
+    client_id: DEMO_AGENT_CLIENT_ID,
+    client_name: 'Demo agent',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    // RFC 8252 §7.3: loopback redirects match on any port.
+    redirect_uris: ['http://127.0.0.1/callback', 'http://[::1]/callback', 'http://localhost/callback'],
+  });
+
+  const existingService = await ports.clients.find('Client', DEMO_SERVICE_CLIENT_ID);
+  const existingSecret = typeof existingService?.client_secret === 'string' ? existingService.client_secret : undefined;
+  const serviceClientSecret = options.clientSecret ?? existingSecret ?? secret();
+  await ports.clients.upsert('Client', DEMO_SERVICE_CLIENT_ID, {
+    client_id: DEMO_SERVICE_CLIENT_ID,
+    client_secret: serviceClientSecret,
+    client_name: 'Demo service',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+
+  let userPassword = options.userPassword;
+  if (!(await ports.findUser(DEMO_USER_LOGIN))) {
+    userPassword ??= secret();
+    await ports.createUser({
+      login: DEMO_USER_LOGIN,
+      password: userPassword,
+      claims: { name: 'Demo User', email: 'demo@example.com', email_verified: false },
+    });
+  }
+
+  return {
+    tenant: DEMO_TENANT,
+    agentClientId: DEMO_AGENT_CLIENT_ID,
+    serviceClientId: DEMO_SERVICE_CLIENT_ID,
+    serviceClientSecret,
+    userLogin: DEMO_USER_LOGIN,
+    userPassword,
+    createdTenant,
+  };
+}

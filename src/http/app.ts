@@ -1,0 +1,88 @@
+import Koa, { type Context } from 'koa';
+import type { Logger } from 'pino';
+import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
+import { handleInteraction, type PasswordCheck } from '../interactions/interaction-routes.ts';
+import type { TenantRegistry } from '../tenants/tenant-registry.ts';
+import { errorHandler } from './error-handler.ts';
+import { bodyLimit } from './request-guards.ts';
+import { securityHeaders } from './security-headers.ts';
+import { handOverToProvider, publicOriginOf } from './tenant-mount.ts';
+
+export interface AppDeps {
+  baseUrl: string;
+  trustProxy: boolean;
+  tenants: TenantRegistry;
+  checkPassword: PasswordCheck;
+  log: Logger;
+  /** Answers whether storage is reachable, for /readyz. */
+  ready: () => Promise<boolean>;
+}
+
+const DISCOVERY_PATH = '/.well-known/openid-configuration';
+/** RFC 8414 §3.1 path insertion, and the OIDC form MCP clients also try (MCP 2025-11-25). */
+const ROOT_WELL_KNOWN = /^\/\.well-known\/(?:oauth-authorization-server|openid-configuration)\/t\/([^/]+)\/?$/;
+const TENANT_PATH = /^\/t\/([^/]+)(\/.*)?$/;
+
+function requireGet(ctx: Context): void {
+  if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && ctx.method !== 'OPTIONS') throw new MethodNotAllowedError(['GET']);
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa({ proxy: deps.trustProxy });
+  const origin = publicOriginOf(deps.baseUrl);
+  // Koa would print every error itself; ours are logged once, by the error handler.
+  app.silent = true;
+
+  app.use(securityHeaders({ https: origin.protocol === 'https' }));
+  app.use(errorHandler(deps.log));
+  app.use(bodyLimit());
+
+  app.use(async (ctx) => {
+    const path = ctx.path;
+    const wellKnown = ROOT_WELL_KNOWN.exec(path);
+    if (wellKnown) {
+      requireGet(ctx);
+      const runtime = await deps.tenants.get(wellKnown[1] ?? '');
+      return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);
+    }
+
+    const tenantPath = TENANT_PATH.exec(path);
+    if (tenantPath) {
+      const runtime = await deps.tenants.get(tenantPath[1] ?? '');
+      const rest = tenantPath[2] ?? '/';
+      if (rest.startsWith('/interaction/')) {
+        return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), deps.checkPassword);
+      }
+      if (rest === '/.well-known/oauth-authorization-server') {
+        requireGet(ctx);
+        return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);
+      }
+      return handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy);
+    }
+
+    if (path === '/healthz') {
+      requireGet(ctx);
+      ctx.body = { status: 'ok' };
+      return;
+    }
+    if (path === '/readyz') {
+      requireGet(ctx);
+      const ready = await deps.ready().catch(() => false);
+      ctx.status = ready ? 200 : 503;
+      ctx.body = { status: ready ? 'ready' : 'storage unreachable' };
+      return;
+    }
+    if (path === '/') {
+      requireGet(ctx);
+      ctx.body = {
+        name: 'Castellan',
+        description: 'OAuth 2.1 / OpenID Connect authorization server for MCP and AI agents',
+        tenant_issuer_template: `${deps.baseUrl}/t/{tenant}`,
+        metadata_template: `${deps.baseUrl}/.well-known/oauth-authorization-server/t/{tenant}`,
+      };
+      return;
+    }
+    throw new NotFoundError();
+  });
+  return app;
+}

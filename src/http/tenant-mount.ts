@@ -1,0 +1,38 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context } from 'koa';
+import type { TenantRuntime } from '../tenants/tenant-registry.ts';
+
+export interface PublicOrigin {
+  host: string;
+  protocol: 'http' | 'https';
+}
+
+export function publicOriginOf(baseUrl: string): PublicOrigin {
+  const url = new URL(baseUrl);
+  return { host: url.host, protocol: url.protocol === 'https:' ? 'https' : 'http' };
+}
+
+/**
+ * Hands a request to a tenant's oidc-provider as if it were mounted at /t/<tenant>.
+ * oidc-provider derives the mount path from req.originalUrl vs req.url, and builds endpoint
+ * URLs from the request's host: we pin that host to the configured base URL, so a forged
+ * Host header can never make metadata point elsewhere (the provider runs with proxy=true and
+ * sees only the forwarding headers we set).
+ */
+export async function handOverToProvider(
+  ctx: Context,
+  runtime: TenantRuntime,
+  innerPath: string,
+  origin: PublicOrigin,
+  trustProxy: boolean,
+): Promise<void> {
+  const req = ctx.req as IncomingMessage & { originalUrl?: string };
+  const search = ctx.querystring ? `?${ctx.querystring}` : '';
+  req.originalUrl = `/t/${runtime.tenantId}${innerPath}${search}`;
+  req.url = `${innerPath}${search}`;
+  req.headers['x-forwarded-host'] = origin.host;
+  req.headers['x-forwarded-proto'] = origin.protocol;
+  if (!trustProxy) delete req.headers['x-forwarded-for'];
+  ctx.respond = false;
+  await runtime.handle(req, ctx.res);
+}

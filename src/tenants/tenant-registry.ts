@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import type Provider from 'oidc-provider';
+import type { JWKS } from 'oidc-provider';
+import type { Logger } from 'pino';
+import { TenantNotFoundError } from '../errors/errors.ts';
+import type { PolicyHooks } from '../policy/hooks.ts';
+import { createAdapterFactory, type ModelStores } from '../storage/oidc-adapter.ts';
+import { createTenantProvider, type AccountLookup } from './provider-factory.ts';
+import { signedTokenRetentionSeconds, tenantSettingsSchema, type SigningAlgorithm, type TenantSettings } from './tenant-settings.ts';
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** What the registry needs of the tenant store. */
+export interface TenantSource {
+  get(id: string): Promise<{ id: string; revision: string; settings: Record<string, unknown> } | undefined>;
+}
+
+/** What the registry needs of the keyring. */
+export interface SigningKeySource {
+  ensureActiveKeys(tenant: string, algs: SigningAlgorithm[]): Promise<unknown>;
+  loadSigningKeys(tenant: string, options: { retentionSeconds: number }): Promise<{ jwks: JWKS }>;
+}
+
+export interface TenantRuntime {
+  tenantId: string;
+  issuer: string;
+  settings: TenantSettings;
+  provider: Provider;
+  /** provider.callback(), built once: it composes the whole middleware stack. */
+  handle: ReturnType<Provider['callback']>;
+}
+
+export interface TenantRegistryDeps {
+  baseUrl: string;
+  tenants: TenantSource;
+  keys: SigningKeySource;
+  modelStores: (tenantId: string) => ModelStores;
+  accounts: (tenantId: string) => AccountLookup;
+  policy: PolicyHooks;
+  cookieKeys: (tenantId: string) => string[];
+  log: Logger;
+  /** How long a built provider is trusted before its tenant record and keys are re-read. */
+  refreshAfterMs?: number;
+  now?: () => number;
+}
+
+interface CacheEntry {
+  runtime: TenantRuntime;
+  fingerprint: string;
+  checkedAt: number;
+}
+
+export class InvalidTenantSettingsError extends Error {
+  readonly code = 'INVALID_TENANT_SETTINGS';
+  constructor(tenant: string, detail: string) {
+    super(`tenant "${tenant}" has invalid settings: ${detail}`);
+    this.name = 'InvalidTenantSettingsError';
+  }
+}
+
+/**
+ * One oidc-provider per tenant, created lazily and cached. A cached provider is re-checked
+ * after `refreshAfterMs` (or at once after invalidate(), which cross-node pub/sub calls) and
+ * rebuilt when the tenant's settings revision or its published keys changed.
+ */
+export class TenantRegistry {
+  readonly #deps: TenantRegistryDeps;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #building = new Map<string, Promise<TenantRuntime>>();
+  readonly #refreshAfterMs: number;
+  readonly #now: () => number;
+
+  constructor(deps: TenantRegistryDeps) {
+    this.#deps = deps;
+    this.#refreshAfterMs = deps.refreshAfterMs ?? 10_000;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  issuerFor(tenantId: string): string {
+    return `${this.#deps.baseUrl}/t/${tenantId}`;
+  }
+
+  /** The tenant's runtime, or TenantNotFoundError. */
+  async get(tenantId: string): Promise<TenantRuntime> {
+    if (!TENANT_ID_PATTERN.test(tenantId)) throw new TenantNotFoundError(tenantId);
+    const cached = this.#cache.get(tenantId);
+    if (cached && this.#now() - cached.checkedAt < this.#refreshAfterMs) return cached.runtime;
+    // Single flight: concurrent first requests build one provider, not one each.
+    let pending = this.#building.get(tenantId);
+    if (!pending) {
+      pending = this.#load(tenantId, cached).finally(() => this.#building.delete(tenantId));
+      this.#building.set(tenantId, pending);
+    }
+    return pending;
+  }
+
+  /** Forget a tenant's provider so the next request re-reads its settings and keys. */
+  invalidate(tenantId: string): void {
+    const cached = this.#cache.get(tenantId);
+    if (cached) cached.checkedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  async #load(tenantId: string, cached: CacheEntry | undefined): Promise<TenantRuntime> {
+    const record = await this.#deps.tenants.get(tenantId);
+    if (!record) {
+      this.#cache.delete(tenantId);
+      throw new TenantNotFoundError(tenantId);
+    }
+    const parsed = tenantSettingsSchema.safeParse(record.settings);
+    if (!parsed.success) {
+      throw new InvalidTenantSettingsError(tenantId, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    }
+    const settings = parsed.data;
+    await this.#deps.keys.ensureActiveKeys(tenantId, settings.signingAlgorithms);
+    const { jwks } = await this.#deps.keys.loadSigningKeys(tenantId, {
+      retentionSeconds: signedTokenRetentionSeconds(settings),
+    });
+    const fingerprint = createHash('sha256')
+      .update(record.revision)
+      .update(JSON.stringify(jwks.keys.map((k) => [k.kid, k.key_ops ?? null])))
+      .digest('base64url');
+    if (cached && cached.fingerprint === fingerprint) {
+      cached.checkedAt = this.#now();
+      return cached.runtime;
+    }
+    const issuer = this.issuerFor(tenantId);
+    const provider = createTenantProvider({
+      tenantId,
+      issuer,
+      settings,
+      jwks,
+      adapter: createAdapterFactory(this.#deps.modelStores(tenantId)),
+      findAccount: this.#deps.accounts(tenantId),
+      cookieKeys: this.#deps.cookieKeys(tenantId),
+      policy: this.#deps.policy,
+    });
+    provider.on('server_error', (_ctx, err) => this.#deps.log.error({ err, tenant: tenantId }, 'oidc-provider server error'));
+    const runtime: TenantRuntime = { tenantId, issuer, settings, provider, handle: provider.callback() };
+    this.#cache.set(tenantId, { runtime, fingerprint, checkedAt: this.#now() });
+    this.#deps.log.info({ tenant: tenantId, kids: jwks.keys.map((k) => k.kid) }, cached ? 'tenant provider rebuilt' : 'tenant provider created');
+    return runtime;
+  }
+}
