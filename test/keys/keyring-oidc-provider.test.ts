@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createKeyring } from '../../src/keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from '../../src/keys/kms.ts';
 import { createMemorySigningKeyStore } from '../../src/keys/signing-key-store.memory.ts';
-import { testClock } from './keyring.cases.ts';
+import { testClock } from './test-clock.ts';
 
 const RESOURCE = 'https://api.example.test';
 

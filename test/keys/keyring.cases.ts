@@ -12,6 +12,7 @@ import { KeyDecryptionError, NoNextKeyError } from '../../src/keys/errors.ts';
 import { createKeyring, type Keyring, type KeySummary } from '../../src/keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey, type KeyWrapper } from '../../src/keys/kms.ts';
 import type { SigningAlg, SigningKeyStore } from '../../src/keys/signing-key-store.ts';
+import { testClock, type TestClock } from './test-clock.ts';
 
 export interface KeyringHarness {
   readonly store: SigningKeyStore;
@@ -22,17 +23,6 @@ export interface KeyringHarness {
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const;
 const HOUR = 3600;
 const retention = { retentionSeconds: HOUR };
-
-/** A settable clock for keyrings under test. */
-export function testClock(start = new Date('2030-01-01T00:00:00Z')) {
-  let current = start.getTime();
-  return {
-    now: () => new Date(current),
-    advance(seconds: number) {
-      current += seconds * 1000;
-    },
-  };
-}
 
 function statesOf(summaries: readonly KeySummary[], alg: SigningAlg): Record<string, string> {
   return Object.fromEntries(summaries.filter((s) => s.alg === alg).map((s) => [s.kid, s.state]));
@@ -63,7 +53,7 @@ export function describeKeyringContract(name: string, makeHarness: () => Promise
   describe(`keyring on ${name}`, () => {
     const wrapper: KeyWrapper = createLocalKeyWrapper(generateKeyEncryptionKey());
 
-    async function setup(clock = testClock()): Promise<KeyringHarness & { keyring: Keyring; clock: ReturnType<typeof testClock> }> {
+    async function setup(clock = testClock()): Promise<KeyringHarness & { keyring: Keyring; clock: TestClock }> {
       const harness = await makeHarness();
       return { ...harness, clock, keyring: createKeyring({ store: harness.store, wrapper, now: clock.now }) };
     }

@@ -1,29 +1,15 @@
-import { MongoClient, type Db } from 'mongodb';
-import { afterAll, beforeAll } from 'vitest';
-
 import { createMongoSigningKeyStore } from '../../src/keys/signing-key-store.mongo.ts';
-import { testServers, uniqueDbName } from '../support/servers.ts';
 import { describeKeyringContract } from './keyring.cases.ts';
+import { useFreshMongoDatabases } from './mongo-databases.ts';
 
-let client: MongoClient;
-const dbs: Db[] = [];
-
-beforeAll(async () => {
-  client = await new MongoClient(testServers().mongoUrl).connect();
-});
-
-afterAll(async () => {
-  await Promise.allSettled(dbs.map((db) => db.dropDatabase()));
-  await client?.close();
-});
+const freshDb = useFreshMongoDatabases('keyring');
 
 describeKeyringContract('FerretDB', async () => {
-  const db = client.db(uniqueDbName('keyring'));
-  dbs.push(db);
+  const db = freshDb();
   const store = createMongoSigningKeyStore(db);
   await store.ensureIndexes();
   return {
     store,
-    rawKeyDocument: (kid) => db.collection('signing_keys').findOne({ _id: kid as never }),
+    rawKeyDocument: (kid) => db.collection<{ _id: string }>('signing_keys').findOne({ _id: kid }),
   };
 });
