@@ -1,0 +1,80 @@
+import { createPasswordHasher, MAX_PASSWORD_LENGTH, type PasswordHasher } from './passwords.ts';
+import { InvalidUserError, type UserClaims, type UserRecord, type UserStore } from './user-store.ts';
+
+/** A user as the rest of the server sees it: the password hash stays in this module. */
+export type User = Omit<UserRecord, 'passwordHash'>;
+
+export interface NewUser {
+  readonly tenant: string;
+  readonly login: string;
+  /** Omit for users who only sign in through an upstream IdP. */
+  readonly password?: string;
+  readonly claims?: UserClaims;
+}
+
+export interface AccountServiceOptions {
+  readonly users: UserStore;
+  readonly hasher?: PasswordHasher;
+  /** Default 8, NIST SP 800-63B's floor; a tenant's policy may ask more. */
+  readonly minPasswordLength?: number;
+}
+
+/** Users with their passwords: the only door to a UserStore the rest of Castellan needs. */
+export interface AccountService {
+  /** Hashes the password (argon2id). Throws LoginTakenError or InvalidUserError. */
+  create(user: NewUser): Promise<User>;
+  findById(tenant: string, id: string): Promise<User | undefined>;
+  findByLogin(tenant: string, login: string): Promise<User | undefined>;
+  /**
+   * The user when the password matches, else undefined. An unknown login, or a user without
+   * a password, costs one argon2 verification too, so timing does not reveal which logins
+   * exist. Nothing here logs, and no error carries the password.
+   */
+  verifyPassword(tenant: string, login: string, password: string): Promise<User | undefined>;
+}
+
+export function toUser(record: UserRecord): User {
+  const { passwordHash: _hash, ...user } = record;
+  return user;
+}
+
+export function createAccountService(options: AccountServiceOptions): AccountService {
+  const { users } = options;
+  const hasher = options.hasher ?? createPasswordHasher();
+  const minPasswordLength = options.minPasswordLength ?? 8;
+
+  return {
+    async create({ tenant, login, password, claims }) {
+      if (password !== undefined && (password.length < minPasswordLength || password.length > MAX_PASSWORD_LENGTH)) {
+        throw new InvalidUserError(`password must be ${minPasswordLength} to ${MAX_PASSWORD_LENGTH} characters`);
+      }
+      const passwordHash = password === undefined ? undefined : await hasher.hash(password);
+      const record = await users.create({
+        tenant,
+        login,
+        ...(passwordHash !== undefined && { passwordHash }),
+        ...(claims !== undefined && { claims }),
+      });
+      return toUser(record);
+    },
+
+    async findById(tenant, id) {
+      const record = await users.findById(tenant, id);
+      return record && toUser(record);
+    },
+
+    async findByLogin(tenant, login) {
+      const record = await users.findByLogin(tenant, login);
+      return record && toUser(record);
+    },
+
+    async verifyPassword(tenant, login, password) {
+      const record = await users.findByLogin(tenant, login);
+      if (record?.passwordHash === undefined) {
+        await hasher.verifyDummy(password);
+        return undefined;
+      }
+      return (await hasher.verify(record.passwordHash, password)) ? toUser(record) : undefined;
+    },
+  };
+}

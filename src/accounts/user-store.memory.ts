@@ -1,0 +1,37 @@
+import {
+  LoginTakenError,
+  loginKey,
+  newUserId,
+  parseNewUser,
+  userKey,
+  type UserRecord,
+  type UserStore,
+  type UserStoreOptions,
+} from './user-store.ts';
+
+/** In-process UserStore for tests and the embedded default; same keys as MongoDB's. */
+export function createMemoryUserStore(options: UserStoreOptions = {}): UserStore {
+  const now = options.now ?? (() => new Date());
+  const logins = new Map<string, string>(); // loginKey → user id
+  const users = new Map<string, UserRecord>(); // userKey → user
+
+  return {
+    async create(input) {
+      const user: UserRecord = { ...parseNewUser(input), id: newUserId(), createdAt: now() };
+      const login = loginKey(user.tenant, user.login);
+      if (logins.has(login)) throw new LoginTakenError(`login taken in tenant ${user.tenant}`);
+      logins.set(login, user.id);
+      users.set(userKey(user.tenant, user.id), structuredClone(user));
+      return structuredClone(user);
+    },
+    async findById(tenant, id) {
+      const user = users.get(userKey(tenant, id));
+      return user && structuredClone(user);
+    },
+    async findByLogin(tenant, login) {
+      const id = logins.get(loginKey(tenant, login));
+      const user = id === undefined ? undefined : users.get(userKey(tenant, id));
+      return user && structuredClone(user);
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+
+import { z } from 'zod';
+
+import { tenantIdSchema } from '../tenants/tenant-store.ts';
+
+/** Standard claims Castellan knows by name (OIDC Core 5.1); any other claim is allowed. */
+export interface UserClaims {
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+  given_name?: string;
+  family_name?: string;
+  preferred_username?: string;
+  [claim: string]: unknown;
+}
+
+export interface UserRecord {
+  readonly tenant: string;
+  /** Opaque random subject (`sub`); never derived from the login. */
+  readonly id: string;
+  /** As the user typed it at creation; lookups are case-insensitive. */
+  readonly login: string;
+  /** argon2id PHC string; absent for users who only sign in upstream. */
+  readonly passwordHash?: string;
+  readonly claims: UserClaims;
+  readonly createdAt: Date;
+}
+
+export interface NewUserRecord {
+  readonly tenant: string;
+  readonly login: string;
+  readonly passwordHash?: string;
+  readonly claims?: UserClaims;
+}
+
+export interface UserStore {
+  /**
+   * Creates the user with a fresh random id. Throws LoginTakenError when the login is
+   * taken in this tenant (compared case-insensitively), InvalidUserError on bad input.
+   */
+  create(user: NewUserRecord): Promise<UserRecord>;
+  findById(tenant: string, id: string): Promise<UserRecord | undefined>;
+  findByLogin(tenant: string, login: string): Promise<UserRecord | undefined>;
+}
+
+export interface UserStoreOptions {
+  readonly now?: () => Date;
+}
+
+export class LoginTakenError extends Error {
+  readonly code = 'LOGIN_TAKEN';
+  override readonly name = 'LoginTakenError';
+}
+
+export class InvalidUserError extends Error {
+  readonly code = 'INVALID_USER';
+  override readonly name = 'InvalidUserError';
+}
+
+/**
+ * The login's identity for uniqueness: NFKC (so look-alike compatibility forms collapse)
+ * and lower case. Stored logins keep their original spelling.
+ */
+export function normalizeLogin(login: string): string {
+  return login.normalize('NFKC').toLowerCase();
+}
+
+/** `_id` of the login index: "<tenant>:<normalised login>" (tenant ids hold no ':'). */
+export function loginKey(tenant: string, login: string): string {
+  return `${tenant}:${normalizeLogin(login)}`;
+}
+
+export function userKey(tenant: string, id: string): string {
+  return `${tenant}:${id}`;
+}
+
+export function newUserId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+const loginSchema = z
+  .string()
+  .min(1)
+  .max(254)
+  .refine((s) => s === s.trim(), 'login must not start or end with white space')
+  .refine((s) => !/\p{C}/u.test(s), 'login must not contain control or format characters');
+
+const newUserSchema = z.object({
+  tenant: tenantIdSchema,
+  login: loginSchema,
+  passwordHash: z.string().startsWith('$argon2').optional(),
+  claims: z
+    .record(z.string(), z.unknown())
+    .refine((c) => !('sub' in c), 'claims must not set sub: the user id is the subject')
+    .optional(),
+});
+
+/** The one validation both backends run at the edge of create. */
+export function parseNewUser(user: NewUserRecord): NewUserRecord & { claims: UserClaims } {
+  const parsed = newUserSchema.safeParse(user);
+  if (!parsed.success) throw new InvalidUserError(z.prettifyError(parsed.error));
+  const { tenant, login, passwordHash, claims } = parsed.data;
+  return { tenant, login, ...(passwordHash !== undefined && { passwordHash }), claims: claims ?? {} };
+}
