@@ -1,0 +1,193 @@
+import type { ModelName, ModelStore, Payload } from '../model-store.ts';
+import { assertNamespace, epochSeconds, expiresAtFrom, indexedFields, isLive } from '../shared/records.ts';
+
+/**
+ * The in-process backend: tests and the embedded default of `npm start`. State lives in
+ * Maps, one set per namespace; nothing survives a restart and nothing is shared between
+ * nodes. Every method body runs without an await between its read and its write, so on
+ * Node's single thread each one is atomic (consume included).
+ */
+
+interface Entry {
+  model: ModelName;
+  id: string;
+  /** A private copy: callers never hold a reference to stored state. */
+  payload: Payload;
+  expiresAt: number | undefined;
+  /** Epoch seconds; kept across upserts so a stale save cannot re-arm a single-use record. */
+  consumed: number | undefined;
+}
+
+/** `<Model>:<value>`: model names contain no ':', so the key is unambiguous. */
+function keyOf(model: ModelName, value: string): string {
+  return `${model}:${value}`;
+}
+
+class Namespace {
+  readonly records = new Map<string, Entry>();
+  readonly byUid = new Map<string, string>();
+  readonly byUserCode = new Map<string, string>();
+  /** grantId → record keys of every model carrying it. */
+  readonly byGrant = new Map<string, Set<string>>();
+
+  live(key: string, now: number): Entry | undefined {
+    const entry = this.records.get(key);
+    if (entry === undefined) return undefined;
+    if (isLive(entry.expiresAt, now)) return entry;
+    this.remove(key);
+    return undefined;
+  }
+
+  add(key: string, entry: Entry): void {
+    this.records.set(key, entry);
+    const { model, id } = entry;
+    const { grantId, uid, userCode } = indexedFields(entry.payload);
+    if (uid !== undefined) this.byUid.set(keyOf(model, uid), id);
+    if (userCode !== undefined) this.byUserCode.set(keyOf(model, userCode), id);
+    if (grantId !== undefined) {
+      const members = this.byGrant.get(grantId) ?? new Set<string>();
+      members.add(key);
+      this.byGrant.set(grantId, members);
+    }
+  }
+
+  remove(key: string): void {
+    const entry = this.records.get(key);
+    if (entry === undefined) return;
+    this.records.delete(key);
+    const { model, id } = entry;
+    const { grantId, uid, userCode } = indexedFields(entry.payload);
+    // An index entry is removed only while it still points at this record.
+    if (uid !== undefined && this.byUid.get(keyOf(model, uid)) === id) this.byUid.delete(keyOf(model, uid));
+    if (userCode !== undefined && this.byUserCode.get(keyOf(model, userCode)) === id) {
+      this.byUserCode.delete(keyOf(model, userCode));
+    }
+    if (grantId !== undefined) {
+      const members = this.byGrant.get(grantId);
+      members?.delete(key);
+      if (members?.size === 0) this.byGrant.delete(grantId);
+    }
+  }
+
+  sweep(now: number): number {
+    let removed = 0;
+    for (const [key, entry] of this.records) {
+      if (!isLive(entry.expiresAt, now)) {
+        this.remove(key);
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+}
+
+function view(entry: Entry): Payload {
+  const payload = structuredClone(entry.payload);
+  if (entry.consumed !== undefined) payload.consumed = entry.consumed;
+  return payload;
+}
+
+class MemoryModelStore implements ModelStore {
+  readonly #ns: Namespace;
+  readonly #afterWrite: () => void;
+
+  constructor(ns: Namespace, afterWrite: () => void) {
+    this.#ns = ns;
+    this.#afterWrite = afterWrite;
+  }
+
+  async upsert(model: ModelName, id: string, payload: Payload, expiresIn?: number): Promise<void> {
+    const now = Date.now();
+    const expiresAt = expiresAtFrom(expiresIn, now);
+    const key = keyOf(model, id);
+    const previous = this.#ns.live(key, now);
+    this.#ns.remove(key);
+    if (!isLive(expiresAt, now)) return;
+    this.#ns.add(key, { model, id, payload: structuredClone(payload), expiresAt, consumed: previous?.consumed });
+    this.#afterWrite();
+  }
+
+  async find(model: ModelName, id: string): Promise<Payload | undefined> {
+    const entry = this.#ns.live(keyOf(model, id), Date.now());
+    return entry === undefined ? undefined : view(entry);
+  }
+
+  async findByUid(model: ModelName, uid: string): Promise<Payload | undefined> {
+    return this.#findByIndex(model, this.#ns.byUid, uid, 'uid');
+  }
+
+  async findByUserCode(model: ModelName, userCode: string): Promise<Payload | undefined> {
+    return this.#findByIndex(model, this.#ns.byUserCode, userCode, 'userCode');
+  }
+
+  async consume(model: ModelName, id: string): Promise<boolean> {
+    const now = Date.now();
+    const entry = this.#ns.live(keyOf(model, id), now);
+    if (entry === undefined || entry.consumed !== undefined || entry.payload.consumed != null) return false;
+    entry.consumed = epochSeconds(now);
+    return true;
+  }
+
+  async destroy(model: ModelName, id: string): Promise<void> {
+    this.#ns.remove(keyOf(model, id));
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    for (const key of [...(this.#ns.byGrant.get(grantId) ?? [])]) this.#ns.remove(key);
+  }
+
+  #findByIndex(
+    model: ModelName,
+    index: Map<string, string>,
+    value: string,
+    field: 'uid' | 'userCode',
+  ): Payload | undefined {
+    const id = index.get(keyOf(model, value));
+    if (id === undefined) return undefined;
+    const entry = this.#ns.live(keyOf(model, id), Date.now());
+    return entry !== undefined && entry.payload[field] === value ? view(entry) : undefined;
+  }
+}
+
+export interface MemoryModelStoresOptions {
+  /** Sweep expired records after this many writes (lazy cleanup; reads check expiry anyway). */
+  sweepEveryWrites?: number;
+}
+
+export interface MemoryModelStores {
+  forNamespace(namespace: string): ModelStore;
+  /** Removes every expired record now; returns how many. */
+  sweepExpired(): number;
+}
+
+export function createMemoryModelStores(options: MemoryModelStoresOptions = {}): MemoryModelStores {
+  const sweepEveryWrites = options.sweepEveryWrites ?? 1000;
+  const namespaces = new Map<string, { data: Namespace; store: MemoryModelStore }>();
+  let writes = 0;
+
+  function sweepExpired(): number {
+    const now = Date.now();
+    let removed = 0;
+    for (const { data } of namespaces.values()) removed += data.sweep(now);
+    return removed;
+  }
+
+  function afterWrite(): void {
+    writes += 1;
+    if (writes % sweepEveryWrites === 0) sweepExpired();
+  }
+
+  return {
+    forNamespace(namespace) {
+      assertNamespace(namespace);
+      let entry = namespaces.get(namespace);
+      if (entry === undefined) {
+        const data = new Namespace();
+        entry = { data, store: new MemoryModelStore(data, afterWrite) };
+        namespaces.set(namespace, entry);
+      }
+      return entry.store;
+    },
+    sweepExpired,
+  };
+}
