@@ -195,6 +195,15 @@ export function describeModelStoreContract(name: string, makeStore: () => Promis
       await store.revokeByGrantId('g-unknown');
     });
 
+    it('a record re-saved under another grant is revoked with that grant only', async () => {
+      await store.upsert('AccessToken', 'at-1', token('AccessToken', 'at-1', { grantId: 'g-old' }), HOUR);
+      await store.upsert('AccessToken', 'at-1', token('AccessToken', 'at-1', { grantId: 'g-new' }), HOUR);
+      await store.revokeByGrantId('g-old');
+      expect(await store.find('AccessToken', 'at-1')).toMatchObject({ grantId: 'g-new' });
+      await store.revokeByGrantId('g-new');
+      expect(await store.find('AccessToken', 'at-1')).toBeUndefined();
+    });
+
     it('namespaces are isolated: the same id lives separately in each', async () => {
       const other = fixture.otherNamespace;
       const mine = token('RefreshToken', 'rt-1', { grantId: 'g-1', uid: 'u-1', scope: 'mine' });

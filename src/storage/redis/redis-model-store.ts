@@ -191,12 +191,18 @@ class RedisModelStore implements ModelStore {
   }
 
   async destroy(model: ModelName, id: string): Promise<void> {
+    await this.#remove(model, id);
+  }
+
+  /** Removes a record, with its lookups and grant entry; with `ofGrant`, only while it carries that grant. */
+  async #remove(model: ModelName, id: string, ofGrant?: string): Promise<void> {
     const key = this.#recordKey(model, id);
     const stored = await this.#redis.hget(key, 'payload');
+    const fields = stored === null ? {} : indexedFields(parsePayload(stored, key));
+    if (ofGrant !== undefined && stored !== null && fields.grantId !== ofGrant) return;
     // The record grants access, so it goes first; its lookups and grant entry follow.
     await this.#redis.del(key);
-    if (stored === null) return;
-    const { grantId, uid, userCode } = indexedFields(parsePayload(stored, key));
+    const { grantId, uid, userCode } = fields;
     await Promise.all([
       uid === undefined ? undefined : DELETE_IF_EQUAL.run(this.#redis, [this.#uidKey(model, uid)], [id]),
       userCode === undefined ? undefined : DELETE_IF_EQUAL.run(this.#redis, [this.#userCodeKey(model, userCode)], [id]),
@@ -216,7 +222,8 @@ class RedisModelStore implements ModelStore {
         const separator = member.indexOf(':');
         const model = member.slice(0, separator);
         if (!isModelName(model)) throw new CorruptRecordError(grantKey, `member ${JSON.stringify(member)}`);
-        await this.destroy(model, member.slice(separator + 1));
+        // A member re-saved under another grant since it joined this set is not revoked.
+        await this.#remove(model, member.slice(separator + 1), grantId);
       }),
     );
     if (members.length > 0) await this.#redis.srem(grantKey, ...members);
