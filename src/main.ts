@@ -1,0 +1,61 @@
+import { loadSettings, SettingsError } from './config/settings.ts';
+import { createLogger } from './observability/logger.ts';
+import { startCastellan } from './server.ts';
+
+/** `npm start`: validated settings, then a listening server and where to go. */
+async function main(): Promise<void> {
+  let settings;
+  try {
+    settings = loadSettings();
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      process.stderr.write(`Castellan cannot start: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(settings.logLevel);
+  if (settings.storage === 'memory') {
+    log.warn('no MONGODB_URL: running on the embedded in-memory store; all state (tenants, clients, tokens, keys) is lost on restart');
+  }
+  const running = await startCastellan(settings, log);
+  const base = settings.baseUrl;
+  const lines = [
+    '',
+    `Castellan is listening on ${running.url} (issuer base ${base}, storage: ${settings.storage})`,
+  ];
+  if (running.demo) {
+    const d = running.demo;
+    lines.push(
+      '',
+      `Demo tenant "${d.tenant}":`,
+      `  issuer:               ${base}/t/${d.tenant}`,
+      `  metadata (RFC 8414):  ${base}/.well-known/oauth-authorization-server/t/${d.tenant}`,
+      `  OIDC discovery:       ${base}/.well-known/openid-configuration/t/${d.tenant}`,
+      `  public client:        ${d.agentClientId} (auth code + PKCE, redirect http://127.0.0.1:<any port>/callback)`,
+      `  confidential client:  ${d.serviceClientId} / secret ${d.serviceClientSecret}`,
+      `  user:                 ${d.userLogin} / ${d.userPassword ?? '(set on first start; CASTELLAN_DEMO_USER_PASSWORD pins it)'}`,
+      '',
+      'Try it:',
+      `  curl -s -u ${d.serviceClientId}:${d.serviceClientSecret} -d grant_type=client_credentials \\`,
+      `    -d resource=http://localhost:3001/mcp -d scope=notes:read ${base}/t/${d.tenant}/token`,
+      '',
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  const stop = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    running.close().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'error while shutting down');
+      process.exit(1);
+    });
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`Castellan failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

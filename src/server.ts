@@ -1,0 +1,99 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Settings } from './config/settings.ts';
+import { seedDemoTenant, type DemoCredentials } from './demo/demo-tenant.ts';
+import { createApp } from './http/app.ts';
+import { createKeyring } from './keys/keyring.ts';
+import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
+import { defaultPolicyHooks } from './policy/defaults.ts';
+import { openStorage, type Storage } from './storage/open-storage.ts';
+import { deriveCookieKeys } from './tenants/cookie-keys.ts';
+import { TenantRegistry } from './tenants/tenant-registry.ts';
+import { newTenantSchema } from './tenants/tenant-store.ts';
+
+export interface RunningCastellan {
+  url: string;
+  server: Server;
+  storage: Storage;
+  tenants: TenantRegistry;
+  demo: DemoCredentials | undefined;
+  close(): Promise<void>;
+}
+
+/** Creates the tenants named in settings that do not exist yet (existing ones are left alone). */
+async function createConfiguredTenants(settings: Settings, storage: Storage, log: Logger): Promise<void> {
+  for (const [id, tenantSettings] of Object.entries(settings.tenants)) {
+    const input = newTenantSchema.parse({ id, displayName: String(tenantSettings.displayName ?? id), settings: tenantSettings });
+    if (await storage.tenants.create(input)) log.info({ tenant: id }, 'tenant created from settings');
+  }
+}
+
+/** Wires settings, storage, keys, tenants and HTTP together and listens. */
+export async function startCastellan(settings: Settings, log: Logger): Promise<RunningCastellan> {
+  let kek = settings.keyEncryptionKey;
+  if (!kek) {
+    // Only reachable on the in-memory store (settings refuse MongoDB without a KEK).
+    kek = generateKeyEncryptionKey();
+    log.warn('no CASTELLAN_KEY_ENCRYPTION_KEY configured: generated a throw-away one for this in-memory run');
+  }
+  const storage = await openStorage(settings, log);
+  try {
+    const keyring = createKeyring({ store: storage.signingKeys, wrapper: createLocalKeyWrapper(kek) });
+    const cookieSecret = settings.cookieSecret ?? kek;
+    const tenants = new TenantRegistry({
+      baseUrl: settings.baseUrl,
+      tenants: storage.tenants,
+      keys: keyring,
+      modelStores: (tenant) => storage.modelStores(tenant),
+      accounts: (tenant) => async (sub) => {
+        const user = await storage.users.findById(tenant, sub);
+        return user ? { ...user.claims, sub: user.id } : undefined;
+      },
+      policy: defaultPolicyHooks,
+      cookieKeys: (tenant) => deriveCookieKeys(cookieSecret, tenant),
+      log,
+    });
+
+    await createConfiguredTenants(settings, storage, log);
+    const demo = settings.demo.enabled
+      ? await seedDemoTenant(
+        {
+          createTenant: (input) => storage.tenants.create(input),
+          clients: storage.modelStores('demo').durable,
+          findUser: (login) => storage.users.findByLogin('demo', login),
+          createUser: (input) => storage.users.create({ tenant: 'demo', ...input }),
+        },
+        { clientSecret: settings.demo.clientSecret, userPassword: settings.demo.userPassword },
+      )
+      : undefined;
+
+    const app = createApp({
+      baseUrl: settings.baseUrl,
+      trustProxy: settings.trustProxy,
+      tenants,
+      checkPassword: (tenant, login, password) => storage.users.verifyPassword(tenant, login, password),
+      log,
+      ready: () => storage.ping(),
+    });
+    const server = app.listen(settings.port, settings.host);
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://localhost:${port}`,
+      server,
+      storage,
+      tenants,
+      demo,
+      async close() {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await storage.close();
+      },
+    };
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+}

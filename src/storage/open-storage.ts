@@ -1,0 +1,105 @@
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import type { Logger } from 'pino';
+import { createAccountService, type AccountService } from '../accounts/accounts.ts';
+import { createMemoryUserStore } from '../accounts/user-store.memory.ts';
+import { createMongoUserStore } from '../accounts/user-store.mongo.ts';
+import type { Settings } from '../config/settings.ts';
+import { createMemorySigningKeyStore } from '../keys/signing-key-store.memory.ts';
+import { createMongoSigningKeyStore } from '../keys/signing-key-store.mongo.ts';
+import type { SigningKeyStore } from '../keys/signing-key-store.ts';
+import { createMemoryTenantStore } from '../tenants/tenant-store.memory.ts';
+import { createMongoTenantStore } from '../tenants/tenant-store.mongo.ts';
+import type { TenantStore } from '../tenants/tenant-store.ts';
+import { createMemoryModelStores } from './memory/memory-model-store.ts';
+import { createMongoModelStores } from './mongo/mongo-model-store.ts';
+import type { ModelStores } from './oidc-adapter.ts';
+import { createRedisModelStores } from './redis/redis-model-store.ts';
+
+/** Everything Castellan keeps, behind interfaces; which servers hold it is decided here only. */
+export interface Storage {
+  kind: Settings['storage'];
+  /** The model stores of one tenant: durable (MongoDB) and ephemeral (Redis). */
+  modelStores(tenant: string): ModelStores;
+  tenants: TenantStore;
+  users: AccountService;
+  signingKeys: SigningKeyStore;
+  /** True when every server behind the storage answers. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+function databaseName(settings: Settings): string {
+  if (settings.mongodbDatabase) return settings.mongodbDatabase;
+  const path = new URL(settings.mongodbUrl ?? 'mongodb://localhost/').pathname.replace(/^\//, '');
+  return path || 'castellan';
+}
+
+function openMemory(): Storage {
+  const models = createMemoryModelStores();
+  return {
+    kind: 'memory',
+    modelStores: (tenant) => {
+      const store = models.forNamespace(tenant);
+      return { durable: store, ephemeral: store };
+    },
+    tenants: createMemoryTenantStore(),
+    users: createAccountService({ users: createMemoryUserStore() }),
+    signingKeys: createMemorySigningKeyStore(),
+    ping: async () => true,
+    close: async () => {},
+  };
+}
+
+async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): Promise<Storage> {
+  const client = new MongoClient(mongodbUrl, { serverSelectionTimeoutMS: 10_000, appName: 'castellan' });
+  await client.connect();
+  let redis: Redis | undefined;
+  try {
+    const db = client.db(databaseName(settings));
+    const durable = createMongoModelStores(db);
+    const signingKeys = createMongoSigningKeyStore(db);
+    const indexes = await durable.ensureIndexes();
+    await signingKeys.ensureIndexes();
+    if (!indexes.ttl) log.info('MongoDB server refused TTL indexes: expiry is enforced on read and by the sweeper');
+    durable.startSweeper();
+
+    let ephemeral: ((tenant: string) => ModelStores['ephemeral']) | undefined;
+    if (settings.redisUrl) {
+      redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
+      await redis.connect();
+      const stores = createRedisModelStores(redis, { keyPrefix: settings.redisPrefix });
+      ephemeral = (tenant) => stores.forNamespace(tenant);
+    }
+    const connectedRedis = redis;
+    return {
+      kind: settings.storage,
+      modelStores: (tenant) => {
+        const store = durable.forNamespace(tenant);
+        return { durable: store, ephemeral: ephemeral ? ephemeral(tenant) : store };
+      },
+      tenants: createMongoTenantStore(db),
+      users: createAccountService({ users: createMongoUserStore(db) }),
+      signingKeys,
+      async ping() {
+        await db.command({ ping: 1 });
+        if (connectedRedis) await connectedRedis.ping();
+        return true;
+      },
+      async close() {
+        await durable.close();
+        connectedRedis?.disconnect();
+        await client.close();
+      },
+    };
+  } catch (err) {
+    redis?.disconnect();
+    await client.close();
+    throw err;
+  }
+}
+
+export async function openStorage(settings: Settings, log: Logger): Promise<Storage> {
+  if (!settings.mongodbUrl) return openMemory();
+  return openMongo(settings, settings.mongodbUrl, log);
+}
