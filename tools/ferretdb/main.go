@@ -25,7 +25,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP listen address (port 0: the OS picks one)")
 	dataDir := flag.String("data-dir", "", "directory for the SQLite databases (required)")
-	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn or error")
+	logLevel := flag.String("log-level", "error", "log level: debug, info, warn or error (warn logs every failed command in full)")
 	watchStdin := flag.Bool("exit-on-stdin-close", false,
 		"exit when stdin reaches EOF, so the server dies with the process that started it")
 	flag.Parse()

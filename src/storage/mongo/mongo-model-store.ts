@@ -228,6 +228,7 @@ class MongoModelStore implements ModelStore {
   #view(model: ModelName, doc: RecordDoc | null, consumption: ConsumptionDoc | null): Payload | undefined {
     if (doc === null || !isLive(dateOrUndefined(doc.expiresAt), Date.now())) return undefined;
     const payload = parsePayload(doc.payload, `${this.#c.records(model).collectionName}/${doc._id}`);
+    // A consumption counts while it exists: it was written with the record's expiry.
     if (consumption !== null) payload.consumed = consumption.consumedAt;
     return payload;
   }
