@@ -69,6 +69,12 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       )
       : undefined;
 
+    // Build the known tenants' providers now: keys are elected at start-up, not on the first
+    // request, and a broken tenant shows in the log at once.
+    for (const tenant of [...Object.keys(settings.tenants), ...(demo ? [demo.tenant] : [])]) {
+      await tenants.get(tenant).catch((err: unknown) => log.error({ err, tenant }, 'tenant failed to load'));
+    }
+
     const app = createApp({
       baseUrl: settings.baseUrl,
       trustProxy: settings.trustProxy,

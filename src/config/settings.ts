@@ -17,6 +17,8 @@ const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 export const settingsSchema = z
   .object({
     port: z.coerce.number().int().min(0).max(65535).default(4000),
+    /** Interface to listen on; loopback by default, 0.0.0.0 in containers. */
+    host: z.union([z.ipv4(), z.ipv6(), z.literal('localhost')]).default('127.0.0.1'),
     /** The public origin (and optional path) issuers are built on: `<baseUrl>/t/<tenant>`. */
     baseUrl: z
       .url({ protocol: /^https?$/ })
@@ -76,6 +78,7 @@ export interface Settings extends ParsedSettings {
 /** Which environment variable feeds which setting (so errors can name the variable). */
 const ENV_NAMES = {
   port: 'PORT',
+  host: 'HOST',
   baseUrl: 'CASTELLAN_BASE_URL',
   mongodbUrl: 'MONGODB_URL',
   mongodbDatabase: 'MONGODB_DATABASE',

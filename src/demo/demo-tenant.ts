@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { LoginTakenError } from '../accounts/user-store.ts';
 import type { ModelStore } from '../storage/model-store.ts';
 import type { TenantSettingsInput } from '../tenants/tenant-settings.ts';
 
@@ -76,14 +77,21 @@ export async function seedDemoTenant(
     token_endpoint_auth_method: 'client_secret_basic',
   });
 
+  // The password is set when the user is created; on later starts only a pinned one is known.
   let userPassword = options.userPassword;
   if (!(await ports.findUser(DEMO_USER_LOGIN))) {
-    userPassword ??= secret();
-    await ports.createUser({
-      login: DEMO_USER_LOGIN,
-      password: userPassword,
-      claims: { name: 'Demo User', email: 'demo@example.com', email_verified: false },
-    });
+    const candidate = userPassword ?? secret();
+    try {
+      await ports.createUser({
+        login: DEMO_USER_LOGIN,
+        password: candidate,
+        claims: { name: 'Demo User', email: 'demo@example.com', email_verified: false },
+      });
+      userPassword = candidate;
+    } catch (err) {
+      // Another node seeding the same store at the same moment created it first.
+      if (!(err instanceof LoginTakenError)) throw err;
+    }
   }
 
   return {

@@ -1,0 +1,136 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/** A minimal cookie jar: enough for one browser-like walk through the code flow. */
+class CookieJar {
+  readonly #cookies = new Map<string, string>();
+  store(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (!pair || eq < 1) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (/expires=Thu, 01 Jan 1970/i.test(line) || value === '') this.#cookies.delete(name);
+      else this.#cookies.set(name, value);
+    }
+  }
+  header(): string {
+    return [...this.#cookies].map(([n, v]) => `${n}=${v}`).join('; ');
+  }
+}
+
+export interface Browser {
+  get(url: string): Promise<Response>;
+  postForm(url: string, form: Record<string, string>): Promise<Response>;
+}
+
+/** fetch with a cookie jar and no automatic redirects (tests follow them step by step). */
+export function newBrowser(): Browser {
+  const jar = new CookieJar();
+  const send = async (url: string, init: RequestInit) => {
+    const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: jar.header() } });
+    jar.store(response);
+    return response;
+  };
+  return {
+    get: (url) => send(url, { method: 'GET', headers: { accept: 'text/html' } }),
+    postForm: (url, form) => send(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+      body: new URLSearchParams(form).toString(),
+    }),
+  };
+}
+
+export function pkcePair(): { verifier: string; challenge: string } {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+export function basicAuth(clientId: string, secret: string): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+}
+
+export async function postToken(
+  issuer: string,
+  form: Record<string, string>,
+  authorization?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(authorization ? { authorization } : {}),
+    },
+    body: new URLSearchParams(form).toString(),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+function locationOf(response: Response, base: string): string {
+  const location = response.headers.get('location');
+  if (!location) throw new Error(`expected a redirect, got ${response.status}: ${response.statusText}`);
+  return new URL(location, base).href;
+}
+
+export interface CodeFlowOptions {
+  issuer: string;
+  clientId: string;
+  redirectUri: string;
+  scope: string;
+  resource?: string;
+  login: string;
+  password: string;
+  extra?: Record<string, string>;
+}
+
+export interface CodeFlowResult {
+  code: string;
+  verifier: string;
+  state: string;
+  /** The authorization response's parameters (code, state, iss). */
+  params: URLSearchParams;
+}
+
+/**
+ * Walks the code flow as a browser would: /auth → login page → consent page → redirect
+ * to the client with a code. Fails loudly at any unexpected step.
+ */
+export async function runCodeFlow(options: CodeFlowOptions): Promise<CodeFlowResult> {
+  const browser = newBrowser();
+  const { verifier, challenge } = pkcePair();
+  const state = randomBytes(8).toString('hex');
+  const query = new URLSearchParams({
+    client_id: options.clientId,
+    response_type: 'code',
+    redirect_uri: options.redirectUri,
+    scope: options.scope,
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    ...(options.resource ? { resource: options.resource } : {}),
+    ...options.extra,
+  });
+  let url = `${options.issuer}/auth?${query}`;
+  for (let step = 0; step < 12; step += 1) {
+    if (url.startsWith(options.redirectUri.split('?')[0] ?? '')) {
+      const params = new URL(url).searchParams;
+      const code = params.get('code');
+      if (!code) throw new Error(`authorization failed: ${params.toString()}`);
+      return { code, verifier, state, params };
+    }
+    const response = await browser.get(url);
+    if (response.status >= 300 && response.status < 400) {
+      url = locationOf(response, url);
+      continue;
+    }
+    const html = await response.text();
+    if (response.status !== 200) throw new Error(`unexpected ${response.status} at ${url}: ${html.slice(0, 300)}`);
+    const interaction = new URL(url).pathname;
+    const next = html.includes('name="password"')
+      ? await browser.postForm(`${new URL(url).origin}${interaction}/login`, { login: options.login, password: options.password })
+      : await browser.postForm(`${new URL(url).origin}${interaction}/confirm`, {});
+    url = locationOf(next, url);
+  }
+  throw new Error('code flow did not finish in 12 steps');
+}
