@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { tenantSettingsSchema } from '../tenants/tenant-settings.ts';
+import { tenantIdSchema } from '../tenants/tenant-store.ts';
 
 /**
  * Castellan's one configuration object. Sources, later wins: defaults, the JSON file named
@@ -48,8 +50,19 @@ export const settingsSchema = z
         userPassword: z.string().min(8).optional(),
       })
       .prefault({}),
-    /** Tenants to create at start-up when missing; their settings are checked per tenant. */
-    tenants: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+    /** Tenants to create at start-up when missing, by id, with their tenant settings. */
+    tenants: z
+      .record(
+        tenantIdSchema,
+        z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+          // Checked here so a bad tenant stops start-up instead of failing its first request.
+          const result = tenantSettingsSchema.safeParse(value);
+          if (!result.success) {
+            for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+          }
+        }),
+      )
+      .default({}),
   })
   .superRefine((s, ctx) => {
     if (s.redisUrl && !s.mongodbUrl) {

@@ -85,6 +85,8 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       userinfo: { enabled: true },
       rpInitiatedLogout: { enabled: true },
       registration: { enabled: false },
+      // Off until tested end to end; sender-constrained tokens come with the agent work.
+      dPoP: { enabled: false },
       resourceIndicators: {
         enabled: true,
         // MCP clients send `resource` at /authorize and /token; a token request without it

@@ -6,9 +6,8 @@ import { TenantNotFoundError } from '../errors/errors.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import { createAdapterFactory, type ModelStores } from '../storage/oidc-adapter.ts';
 import { createTenantProvider, type AccountLookup } from './provider-factory.ts';
+import { isValidTenantId } from './tenant-store.ts';
 import { signedTokenRetentionSeconds, tenantSettingsSchema, type SigningAlgorithm, type TenantSettings } from './tenant-settings.ts';
-
-export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** What the registry needs of the tenant store. */
 export interface TenantSource {
@@ -82,7 +81,7 @@ export class TenantRegistry {
 
   /** The tenant's runtime, or TenantNotFoundError. */
   async get(tenantId: string): Promise<TenantRuntime> {
-    if (!TENANT_ID_PATTERN.test(tenantId)) throw new TenantNotFoundError(tenantId);
+    if (!isValidTenantId(tenantId)) throw new TenantNotFoundError(tenantId);
     const cached = this.#cache.get(tenantId);
     if (cached && this.#now() - cached.checkedAt < this.#refreshAfterMs) return cached.runtime;
     // Single flight: concurrent first requests build one provider, not one each.
