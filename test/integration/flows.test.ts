@@ -160,6 +160,56 @@ describe.each(STORAGE_KINDS)('flows on the %s store', (kind) => {
     expect(afterReplay.body.error).toBe('invalid_grant');
   });
 
+  it('accepts pushed authorization requests (RFC 9126) from the public client', async () => {
+    const flow = await runCodeFlow({
+      issuer: castellan.issuer,
+      clientId: 'demo-agent',
+      redirectUri: REDIRECT,
+      scope: 'openid notes:write',
+      resource: MCP_RESOURCE,
+      login: 'demo',
+      password: castellan.userPassword,
+      pushed: true,
+    });
+    const { status, body } = await postToken(castellan.issuer, {
+      grant_type: 'authorization_code',
+      client_id: 'demo-agent',
+      code: flow.code,
+      redirect_uri: REDIRECT,
+      code_verifier: flow.verifier,
+    });
+    expect(status, JSON.stringify(body)).toBe(200);
+    expect(body.scope).toBe('notes:write');
+  });
+
+  it('refuses a wrong password on the login page and a wrong PKCE verifier at the token endpoint', async () => {
+    await expect(runCodeFlow({
+      issuer: castellan.issuer,
+      clientId: 'demo-agent',
+      redirectUri: REDIRECT,
+      scope: 'openid',
+      login: 'demo',
+      password: 'not-the-password',
+    })).rejects.toThrow(/expected a redirect, got 400/);
+    const flow = await runCodeFlow({
+      issuer: castellan.issuer,
+      clientId: 'demo-agent',
+      redirectUri: REDIRECT,
+      scope: 'openid',
+      login: 'demo',
+      password: castellan.userPassword,
+    });
+    const { status, body } = await postToken(castellan.issuer, {
+      grant_type: 'authorization_code',
+      client_id: 'demo-agent',
+      code: flow.code,
+      redirect_uri: REDIRECT,
+      code_verifier: 'x'.repeat(43),
+    });
+    expect(status).toBe(400);
+    expect(body.error).toBe('invalid_grant');
+  });
+
   it('gives exactly one token response for 50 concurrent redemptions of one code', async () => {
     const flow = await runCodeFlow({
       issuer: castellan.issuer,

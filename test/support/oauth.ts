@@ -82,6 +82,8 @@ export interface CodeFlowOptions {
   login: string;
   password: string;
   extra?: Record<string, string>;
+  /** Push the parameters first (RFC 9126 PAR) and send only client_id + request_uri to /auth. */
+  pushed?: boolean;
 }
 
 export interface CodeFlowResult {
@@ -112,6 +114,16 @@ export async function runCodeFlow(options: CodeFlowOptions): Promise<CodeFlowRes
     ...options.extra,
   });
   let url = `${options.issuer}/auth?${query}`;
+  if (options.pushed) {
+    const response = await fetch(`${options.issuer}/request`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: query.toString(),
+    });
+    const body = (await response.json()) as { request_uri?: string };
+    if (response.status !== 201 || !body.request_uri) throw new Error(`PAR failed: ${response.status} ${JSON.stringify(body)}`);
+    url = `${options.issuer}/auth?${new URLSearchParams({ client_id: options.clientId, request_uri: body.request_uri })}`;
+  }
   for (let step = 0; step < 12; step += 1) {
     if (url.startsWith(options.redirectUri.split('?')[0] ?? '')) {
       const params = new URL(url).searchParams;
