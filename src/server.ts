@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Settings } from './config/settings.ts';
 import { seedDemoTenant, type DemoCredentials } from './demo/demo-tenant.ts';
 import { createApp } from './http/app.ts';
-import { createKeyring } from './keys/keyring.ts';
+import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
 import { defaultPolicyHooks } from './policy/defaults.ts';
 import { openStorage, type Storage } from './storage/open-storage.ts';
@@ -18,6 +18,7 @@ export interface RunningCastellan {
   server: Server;
   storage: Storage;
   tenants: TenantRegistry;
+  keyring: Keyring;
   demo: DemoCredentials | undefined;
   close(): Promise<void>;
 }
@@ -91,6 +92,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       server,
       storage,
       tenants,
+      keyring,
       demo,
       async close() {
         server.closeAllConnections();
