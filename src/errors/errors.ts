@@ -76,6 +76,7 @@ export class ServiceUnavailableError extends CastellanError {
   readonly code = 'SERVICE_UNAVAILABLE';
   readonly status = 503;
   readonly oauthError = 'temporarily_unavailable';
+  override readonly headers: Readonly<Record<string, string>> = { 'Retry-After': '5' };
   constructor(message = 'the server cannot reach its storage; try again shortly') {
     super(message);
     this.name = 'ServiceUnavailableError';

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { CastellanError } from '../errors/errors.ts';
+import { CastellanError, ServiceUnavailableError } from '../errors/errors.ts';
+import { isStoreUnavailable } from '../storage/unavailable.ts';
 
 export interface OAuthErrorBody {
   error: string;
@@ -31,8 +32,10 @@ function oidcErrorOf(err: unknown): { error: string; description: string | undef
  * The one mapping from any thrown value to an OAuth error response (RFC 6749 §5.2 shape).
  * Unknown errors become a generic 500 server_error: details go to the log, never the client.
  */
-export function toErrorResponse(err: unknown, log?: Logger): ErrorResponse {
+export function toErrorResponse(thrown: unknown, log?: Logger): ErrorResponse {
+  const err = isStoreUnavailable(thrown) ? new ServiceUnavailableError() : thrown;
   if (err instanceof CastellanError) {
+    if (err instanceof ServiceUnavailableError) log?.warn({ err: thrown }, 'storage unreachable');
     return {
       status: err.status,
       body: { error: err.oauthError, error_description: err.message },

@@ -1,6 +1,7 @@
 import { errors, type Adapter, type AdapterFactory } from 'oidc-provider';
 import type { ModelName, ModelStore, Payload } from './model-store.ts';
 import { MODEL_NAMES } from './model-store.ts';
+import { isStoreUnavailable } from './unavailable.ts';
 
 /**
  * Short-lived, hot models go to the ephemeral store (Redis in production); everything that
@@ -37,6 +38,22 @@ export async function revokeGrantEverywhere(stores: ModelStores, grantId: string
   await Promise.all(distinctStores(stores).map((store) => store.revokeByGrantId(grantId)));
 }
 
+/**
+ * A store that cannot be reached becomes oidc-provider's temporarily_unavailable with 503
+ * (RFC 6749 §4.1.2.1, §5.2 usage): it renders as OAuth error JSON (or an error redirect at
+ * /auth) instead of a generic 500, and nothing is issued that was not stored.
+ */
+async function guarded<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    if (!isStoreUnavailable(err)) throw err;
+    const unavailable = new errors.TemporarilyUnavailable('storage is unreachable; retry shortly', { cause: err });
+    Object.assign(unavailable, { status: 503, statusCode: 503 });
+    throw unavailable;
+  }
+}
+
 /** The oidc-provider Adapter of one model, routed to its store. */
 class RoutedAdapter implements Adapter {
   readonly #model: ModelName;
@@ -50,19 +67,19 @@ class RoutedAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
-    await this.#store.upsert(this.#model, id, payload, expiresIn);
+    await guarded(() => this.#store.upsert(this.#model, id, payload, expiresIn));
   }
 
   async find(id: string): Promise<Payload | undefined> {
-    return this.#store.find(this.#model, id);
+    return guarded(() => this.#store.find(this.#model, id));
   }
 
   async findByUid(uid: string): Promise<Payload | undefined> {
-    return this.#store.findByUid(this.#model, uid);
+    return guarded(() => this.#store.findByUid(this.#model, uid));
   }
 
   async findByUserCode(userCode: string): Promise<Payload | undefined> {
-    return this.#store.findByUserCode(this.#model, userCode);
+    return guarded(() => this.#store.findByUserCode(this.#model, userCode));
   }
 
   /**
@@ -72,19 +89,19 @@ class RoutedAdapter implements Adapter {
    * invalid_grant — an oidc-provider error, so it renders as 400, not 500.
    */
   async consume(id: string): Promise<void> {
-    if (await this.#store.consume(this.#model, id)) return;
-    const payload = await this.#store.find(this.#model, id);
-    if (payload?.grantId) await revokeGrantEverywhere(this.#stores, payload.grantId);
+    if (await guarded(() => this.#store.consume(this.#model, id))) return;
+    const payload = await guarded(() => this.#store.find(this.#model, id));
+    if (payload?.grantId) await this.revokeByGrantId(payload.grantId);
     throw new errors.InvalidGrant(`${this.#model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#store.destroy(this.#model, id);
+    await guarded(() => this.#store.destroy(this.#model, id));
   }
 
   /** A grant's models may sit in both stores; revoking it clears both. */
   async revokeByGrantId(grantId: string): Promise<void> {
-    await revokeGrantEverywhere(this.#stores, grantId);
+    await guarded(() => revokeGrantEverywhere(this.#stores, grantId));
   }
 }
 

@@ -67,6 +67,13 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     let ephemeral: ((tenant: string) => ModelStores['ephemeral']) | undefined;
     if (settings.redisUrl) {
       redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
+      // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
+      let lastReported = 0;
+      redis.on('error', (err: Error) => {
+        if (Date.now() - lastReported < 10_000) return;
+        lastReported = Date.now();
+        log.warn({ err: err.message }, 'Redis connection error; reconnecting');
+      });
       await redis.connect();
       const stores = createRedisModelStores(redis, { keyPrefix: settings.redisPrefix });
       ephemeral = (tenant) => stores.forNamespace(tenant);
