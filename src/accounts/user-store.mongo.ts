@@ -1,6 +1,6 @@
 import type { Collection, Db } from 'mongodb';
 
-import { isDuplicateKeyError } from '../keys/duplicate-key.ts';
+import { isDuplicateKeyError } from '../storage/mongo/duplicate-key.ts';
 import {
   LoginTakenError,
   loginKey,

@@ -1,6 +1,6 @@
 import type { Collection, Db } from 'mongodb';
 
-import { isDuplicateKeyError } from './duplicate-key.ts';
+import { isDuplicateKeyError } from '../storage/mongo/duplicate-key.ts';
 import {
   activationId,
   type ActivationRecord,

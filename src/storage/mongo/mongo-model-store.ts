@@ -1,5 +1,6 @@
 import { MongoServerError, type Collection, type Db } from 'mongodb';
 import { MODEL_NAMES, type ModelName, type ModelStore, type Payload } from '../model-store.ts';
+import { isDuplicateKeyError } from './duplicate-key.ts';
 import {
   assertNamespace,
   epochSeconds,
@@ -55,13 +56,8 @@ const GRANT_MODELS: readonly ModelName[] = [
   'Interaction',
 ];
 
-const DUPLICATE_KEY = 11000;
 /** FerretDB v1 answers TTL (and partial) index options with NotImplemented. */
 const NOT_IMPLEMENTED = 238;
-
-function isDuplicateKey(error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
-}
 
 function dateOrUndefined(value: unknown): number | undefined {
   return value instanceof Date ? value.getTime() : undefined;
@@ -147,7 +143,7 @@ class MongoModelStore implements ModelStore {
       await this.#c.records(model).replaceOne(filter, doc, { upsert: true });
     } catch (error) {
       // Two upserts of a new _id can both try the insert; the loser's retry replaces.
-      if (!isDuplicateKey(error)) throw error;
+      if (!isDuplicateKeyError(error)) throw error;
       await this.#c.records(model).replaceOne(filter, doc, { upsert: true });
     }
   }
@@ -191,7 +187,7 @@ class MongoModelStore implements ModelStore {
       await this.#c.consumptions.insertOne(consumption);
       return true;
     } catch (error) {
-      if (isDuplicateKey(error)) return false;
+      if (isDuplicateKeyError(error)) return false;
       throw error;
     }
   }
