@@ -6,7 +6,7 @@ import type { TenantRegistry } from '../tenants/tenant-registry.ts';
 import { errorHandler } from './error-handler.ts';
 import { bodyLimit } from './request-guards.ts';
 import { securityHeaders } from './security-headers.ts';
-import { handOverToProvider, publicOriginOf } from './tenant-mount.ts';
+import { handOverToProvider, pinForwardedHeaders, publicOriginOf } from './tenant-mount.ts';
 
 export interface AppDeps {
   baseUrl: string;
@@ -51,6 +51,7 @@ export function createApp(deps: AppDeps): Koa {
       const runtime = await deps.tenants.get(tenantPath[1] ?? '');
       const rest = tenantPath[2] ?? '/';
       if (rest.startsWith('/interaction/')) {
+        pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
         return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), deps.checkPassword);
       }
       if (rest === '/.well-known/oauth-authorization-server') {

@@ -13,6 +13,16 @@ export function publicOriginOf(baseUrl: string): PublicOrigin {
 }
 
 /**
+ * oidc-provider runs with proxy=true and builds URLs and cookie flags from these headers:
+ * they are always ours, never the client's.
+ */
+export function pinForwardedHeaders(req: IncomingMessage, origin: PublicOrigin, trustProxy: boolean): void {
+  req.headers['x-forwarded-host'] = origin.host;
+  req.headers['x-forwarded-proto'] = origin.protocol;
+  if (!trustProxy) delete req.headers['x-forwarded-for'];
+}
+
+/**
  * Hands a request to a tenant's oidc-provider as if it were mounted at /t/<tenant>.
  * oidc-provider derives the mount path from req.originalUrl vs req.url, and builds endpoint
  * URLs from the request's host: we pin that host to the configured base URL, so a forged
@@ -30,9 +40,7 @@ export async function handOverToProvider(
   const search = ctx.querystring ? `?${ctx.querystring}` : '';
   req.originalUrl = `/t/${runtime.tenantId}${innerPath}${search}`;
   req.url = `${innerPath}${search}`;
-  req.headers['x-forwarded-host'] = origin.host;
-  req.headers['x-forwarded-proto'] = origin.protocol;
-  if (!trustProxy) delete req.headers['x-forwarded-for'];
+  pinForwardedHeaders(req, origin, trustProxy);
   ctx.respond = false;
   await runtime.handle(req, ctx.res);
 }
