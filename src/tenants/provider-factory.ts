@@ -131,5 +131,14 @@ export function createTenantProvider(input: TenantProviderInput): Provider {
   const provider = new Provider(input.issuer, providerConfiguration(input));
   // Forwarding headers reaching the provider are always ours (src/http/tenant-mount.ts).
   provider.proxy = true;
+  // A path or method no route matches would get Koa's plain-text 404; answer it in the same
+  // OAuth error JSON as every other error.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined) {
+      ctx.body = { error: 'invalid_request', error_description: 'no such endpoint' };
+      ctx.status = 404;
+    }
+  });
   return provider;
 }
