@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps): Koa {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
         return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), deps.checkPassword);
       }
-      if (rest === '/.well-known/oauth-authorization-server') {
+      if (rest === '/.well-known/oauth-authorization-server' || rest === DISCOVERY_PATH) {
         requireGet(ctx);
         return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);
       }
