@@ -94,9 +94,8 @@ describe('loadSettings overrides', () => {
     expect(loadSettings({ CASTELLAN_TRUST_PROXY: 'true' }).trustProxy).toBe(true);
   });
 
-  // Known bug (reported): z.coerce.boolean() is Boolean(value), so the strings "false" and "0"
-  // turn proxy trust ON. Change it.fails to it once settings.ts parses booleans.
-  it.fails('keeps proxy trust off for CASTELLAN_TRUST_PROXY=false or 0', () => {
+  // z.coerce.boolean() would make the string "false" true: a security setting must not.
+  it('keeps proxy trust off for CASTELLAN_TRUST_PROXY=false or 0', () => {
     expect(loadSettings({ CASTELLAN_TRUST_PROXY: 'false' }).trustProxy).toBe(false);
     expect(loadSettings({ CASTELLAN_TRUST_PROXY: '0' }).trustProxy).toBe(false);
   });
@@ -107,10 +106,17 @@ describe('loadSettings refuses bad values, naming the environment variable', () 
     expectRefused({ PORT: port }, 'PORT');
   });
 
-  // Known bug (reported): Number(' ') is 0, so a blank PORT listens on a random port while
-  // the base URL says http://localhost:0. Change it.fails to it once PORT is parsed strictly.
-  it.fails('refuses a blank PORT', () => {
+  // Number(' ') is 0: a blank PORT must not mean "any port".
+  it('refuses a blank PORT', () => {
     expectRefused({ PORT: ' ' }, 'PORT');
+  });
+
+  it.each(['0x10', '1e3'])('refuses PORT=%s', (value) => {
+    expectRefused({ PORT: value }, 'PORT');
+  });
+
+  it('refuses a key-encryption key with characters outside base64', () => {
+    expectRefused({ CASTELLAN_KEY_ENCRYPTION_KEY: `!!!!${KEK}` }, 'CASTELLAN_KEY_ENCRYPTION_KEY');
   });
 
   it.each([
@@ -123,10 +129,8 @@ describe('loadSettings refuses bad values, naming the environment variable', () 
     expectRefused({ CASTELLAN_BASE_URL: url }, 'CASTELLAN_BASE_URL');
   });
 
-  // Known bug (reported): the origin refinement calls new URL() on a value z.url() already
-  // rejected, so a TypeError escapes instead of a SettingsError and `npm start` says only
-  // "Invalid URL". Change it.fails to it once the refinement runs on valid URLs only.
-  it.fails('refuses a CASTELLAN_BASE_URL that is not a URL at all', () => {
+  // Not a URL at all: a SettingsError naming the variable, not a TypeError.
+  it('refuses a CASTELLAN_BASE_URL that is not a URL at all', () => {
     expectRefused({ CASTELLAN_BASE_URL: 'not a url' }, 'CASTELLAN_BASE_URL');
   });
 

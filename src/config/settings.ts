@@ -10,23 +10,40 @@ import { tenantIdSchema } from '../tenants/tenant-store.ts';
  */
 const base64Key32 = z
   .string()
+  .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, 'must be base64url or base64 text')
   .refine((v) => Buffer.from(v, 'base64url').length === 32, {
     message: 'must be 32 bytes, base64url or base64 encoded (generate one: openssl rand -base64 32)',
   });
+
+/** A boolean from the environment: only the usual spellings, so "false" is never true. */
+const flag = z.union([
+  z.boolean(),
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']))
+    .transform((v) => ['true', '1', 'yes', 'on'].includes(v)),
+]);
+
+/** A TCP port: decimal digits only from the environment (no blanks, hex or exponents). */
+const port = z
+  .union([z.number(), z.string().regex(/^\d{1,5}$/, 'must be a port number (0-65535)').transform(Number)])
+  .pipe(z.number().int().min(0).max(65535));
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const settingsSchema = z
   .object({
-    port: z.coerce.number().int().min(0).max(65535).default(4000),
+    port: port.default(4000),
     /** Interface to listen on; loopback by default, 0.0.0.0 in containers. */
     host: z.union([z.ipv4(), z.ipv6(), z.literal('localhost')]).default('127.0.0.1'),
     /** The public origin (and optional path) issuers are built on: `<baseUrl>/t/<tenant>`. */
     baseUrl: z
       .url({ protocol: /^https?$/ })
       .refine((v) => {
-        const u = new URL(v);
-        return (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash;
+        const u = URL.parse(v);
+        return u !== null && (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash;
       }, 'must be an origin such as https://auth.example.com (no path, query or fragment)')
       .transform((v) => new URL(v).origin)
       .optional(),
@@ -42,10 +59,10 @@ export const settingsSchema = z
     cookieSecret: z.string().min(32).optional(),
     logLevel: logLevel.default('info'),
     /** Trust X-Forwarded-* from a TLS-terminating proxy in front of Castellan. */
-    trustProxy: z.coerce.boolean().default(false),
+    trustProxy: flag.default(false),
     demo: z
       .object({
-        enabled: z.boolean().default(true),
+        enabled: flag.default(true),
         clientSecret: z.string().min(16).optional(),
         userPassword: z.string().min(8).optional(),
       })
@@ -131,7 +148,7 @@ function fromEnvironment(env: Env): Record<string, unknown> {
   if (env[DEMO_ENV_NAMES.clientSecret]) demo.clientSecret = env[DEMO_ENV_NAMES.clientSecret];
   if (env[DEMO_ENV_NAMES.userPassword]) demo.userPassword = env[DEMO_ENV_NAMES.userPassword];
   const enabled = env[DEMO_ENV_NAMES.enabled];
-  if (enabled !== undefined && enabled !== '') demo.enabled = !['0', 'false', 'no', 'off'].includes(enabled.toLowerCase());
+  if (enabled !== undefined && enabled !== '') demo.enabled = enabled;
   if (Object.keys(demo).length) out.demo = demo;
   return out;
 }
