@@ -10,7 +10,9 @@ export function errorHandler(log: Logger): Middleware {
     } catch (err) {
       const response = toErrorResponse(err, log);
       if (ctx.headerSent || !ctx.writable) {
-        log.error({ err }, 'error after the response started');
+        // Typically the client broke the connection mid-request: its doing, not ours, so
+        // it must not let anyone fill the error log.
+        log.debug({ err: err instanceof Error ? err.message : String(err) }, 'error after the response started');
         return;
       }
       ctx.respond = true;
