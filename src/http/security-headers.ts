@@ -7,7 +7,10 @@ import type { Middleware } from 'koa';
  */
 export function securityHeaders(options: { https: boolean }): Middleware {
   const headers: Record<string, string> = {
-    'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    // script-src is present so oidc-provider can add the hash of its one inline script (the
+    // form_post auto-submit); we serve no script files. No form-action: form_post and the
+    // logout confirmation post to the client's origin.
+    'Content-Security-Policy': "default-src 'none'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     'X-Content-Type-Options': 'nosniff',
     'X-Frame-Options': 'DENY',
     'Referrer-Policy': 'no-referrer',

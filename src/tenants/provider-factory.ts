@@ -1,4 +1,5 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
+import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import { OIDC_SCOPES, type TenantSettings } from './tenant-settings.ts';
 
@@ -33,14 +34,17 @@ const CLAIMS_BY_SCOPE = {
 export function providerConfiguration(input: TenantProviderInput): Configuration {
   const { settings, policy, tenantId } = input;
   const resources = new Map(settings.resources.map((r) => [r.uri, r]));
+  const tenantName = settings.displayName ?? tenantId;
 
   return {
     adapter: input.adapter,
     jwks: input.jwks,
     cookies: {
       keys: input.cookieKeys,
-      long: { signed: true, httpOnly: true, sameSite: 'lax' },
-      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+      // Tenants share a host: each tenant's cookies stay under its own path, so one tenant's
+      // session never overwrites (or is sent to) another's.
+      long: { signed: true, httpOnly: true, sameSite: 'lax', path: `/t/${tenantId}` },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', path: `/t/${tenantId}` },
     },
     // OAuth 2.1: the code flow only (no implicit, no hybrid).
     responseTypes: ['code'],
@@ -83,7 +87,11 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => renderLogoutPage(ctx, tenantName, form),
+        postLogoutSuccessSource: async (ctx) => renderLoggedOutPage(ctx, tenantName),
+      },
       registration: { enabled: false },
       // Off until tested end to end; sender-constrained tokens come with the agent work.
       dPoP: { enabled: false },

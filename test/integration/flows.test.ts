@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, STORAGE_KINDS, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
 
 const MCP_RESOURCE = 'http://localhost:3001/mcp';
 const OPAQUE_RESOURCE = 'http://localhost:3002/api';
@@ -208,6 +208,54 @@ describe.each(STORAGE_KINDS)('flows on the %s store', (kind) => {
     });
     expect(status).toBe(400);
     expect(body.error).toBe('invalid_grant');
+  });
+
+  it('serves userinfo for the openid scopes granted, and signs the user out', async () => {
+    const browser = newBrowser();
+    const flow = await runCodeFlow({
+      issuer: castellan.issuer,
+      clientId: 'demo-agent',
+      redirectUri: REDIRECT,
+      scope: 'openid email profile',
+      login: 'demo',
+      password: castellan.userPassword,
+      browser,
+    });
+    const { body } = await postToken(castellan.issuer, {
+      grant_type: 'authorization_code',
+      client_id: 'demo-agent',
+      code: flow.code,
+      redirect_uri: REDIRECT,
+      code_verifier: flow.verifier,
+    });
+    const userinfo = await fetch(`${castellan.issuer}/me`, { headers: { authorization: `Bearer ${String(body.access_token)}` } });
+    expect(userinfo.status).toBe(200);
+    expect(await userinfo.json()).toMatchObject({ sub: expect.any(String), email: 'demo@example.com', name: 'Demo User' });
+
+    // A signed-in browser is not asked for a password again (a wrong one would fail). Native
+    // clients still get the consent step every time (oidc-provider, RFC 8252 §8.6).
+    const again = await runCodeFlow({
+      issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid',
+      login: 'demo', password: 'not-the-password', browser,
+    });
+    expect(again.code).toEqual(expect.any(String));
+
+    const page = await browser.get(`${castellan.issuer}/session/end`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('Sign out of');
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1];
+    expect(xsrf).toBeDefined();
+    const confirm = await browser.postForm(`${castellan.issuer}/session/end/confirm`, { xsrf: xsrf ?? '', logout: 'yes' });
+    expect(confirm.status).toBe(303);
+    const done = await browser.get(new URL(confirm.headers.get('location') ?? '', castellan.issuer).href);
+    expect(await done.text()).toContain('Signed out');
+
+    // Signed out: the login page is back, so the wrong password now fails.
+    await expect(runCodeFlow({
+      issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid',
+      login: 'demo', password: 'not-the-password', browser,
+    })).rejects.toThrow(/expected a redirect, got 400/);
   });
 
   it('gives exactly one token response for 50 concurrent redemptions of one code', async () => {

@@ -91,6 +91,13 @@ describe('tenants on FerretDB + Redis', () => {
     }
   });
 
+  it('scopes session cookies to the tenant path, so tenants on one host never share them', async () => {
+    const response = await fetch(`${castellan.issuer}/session/end`);
+    const cookies = response.headers.getSetCookie();
+    expect(cookies.length).toBeGreaterThan(0);
+    for (const cookie of cookies) expect(cookie.toLowerCase()).toContain('path=/t/demo;');
+  });
+
   it('keeps tenants apart: a client of one tenant does not exist in another', async () => {
     expect(await castellan.running.storage.tenants.create({ id: 'acme', displayName: 'Acme' })).toBe(true);
     const acme = `${castellan.baseUrl}/t/acme`;

@@ -84,6 +84,8 @@ export interface CodeFlowOptions {
   extra?: Record<string, string>;
   /** Push the parameters first (RFC 9126 PAR) and send only client_id + request_uri to /auth. */
   pushed?: boolean;
+  /** The browser to use, so its session cookies can be used afterwards. */
+  browser?: Browser;
 }
 
 export interface CodeFlowResult {
@@ -99,7 +101,7 @@ export interface CodeFlowResult {
  * to the client with a code. Fails loudly at any unexpected step.
  */
 export async function runCodeFlow(options: CodeFlowOptions): Promise<CodeFlowResult> {
-  const browser = newBrowser();
+  const browser = options.browser ?? newBrowser();
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
   const query = new URLSearchParams({
