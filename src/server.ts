@@ -81,6 +81,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       trustProxy: settings.trustProxy,
       tenants,
       checkPassword: (tenant, login, password) => storage.users.verifyPassword(tenant, login, password),
+      policy: defaultPolicyHooks,
       log,
       ready: () => storage.ping(),
     });

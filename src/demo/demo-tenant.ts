@@ -12,6 +12,10 @@ export const DEMO_USER_LOGIN = 'demo';
 export const DEMO_TENANT_SETTINGS: TenantSettingsInput = {
   displayName: 'Castellan demo',
   scopes: ['notes:read', 'notes:write', 'reports:read'],
+  // MCP clients work against a fresh `npm start`: open registration and any CIMD host that
+  // passes the SSRF guard; the abuse limits stay at their defaults.
+  registration: { mode: 'open' },
+  clientIdMetadataDocuments: { enabled: true, hosts: { mode: 'any' } },
   resources: [
     { uri: 'http://localhost:3001/mcp', name: 'Demo notes MCP server', scopes: ['notes:read', 'notes:write'], accessTokenFormat: 'jwt' },
     { uri: 'http://localhost:3002/api', name: 'Demo reports API', scopes: ['reports:read'], accessTokenFormat: 'opaque' },

@@ -82,3 +82,67 @@ export class ServiceUnavailableError extends CastellanError {
     this.name = 'ServiceUnavailableError';
   }
 }
+
+/** RFC 7591 §3.2.2 registration errors. */
+export class InvalidRedirectUriError extends CastellanError {
+  readonly code = 'INVALID_REDIRECT_URI';
+  readonly status = 400;
+  readonly oauthError = 'invalid_redirect_uri';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidRedirectUriError';
+  }
+}
+
+export class InvalidClientMetadataError extends CastellanError {
+  readonly code = 'INVALID_CLIENT_METADATA';
+  readonly status = 400;
+  readonly oauthError = 'invalid_client_metadata';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidClientMetadataError';
+  }
+}
+
+export class InvalidSoftwareStatementError extends CastellanError {
+  readonly code = 'INVALID_SOFTWARE_STATEMENT';
+  readonly status = 400;
+  readonly oauthError = 'invalid_software_statement';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidSoftwareStatementError';
+  }
+}
+
+export class UnapprovedSoftwareStatementError extends CastellanError {
+  readonly code = 'UNAPPROVED_SOFTWARE_STATEMENT';
+  readonly status = 400;
+  readonly oauthError = 'unapproved_software_statement';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnapprovedSoftwareStatementError';
+  }
+}
+
+/** A registration refused by policy or mode (RFC 7591 leaves the code open; 403 says "not you"). */
+export class RegistrationRefusedError extends CastellanError {
+  readonly code = 'REGISTRATION_REFUSED';
+  readonly status = 403;
+  readonly oauthError = 'access_denied';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RegistrationRefusedError';
+  }
+}
+
+export class TooManyRequestsError extends CastellanError {
+  readonly code = 'TOO_MANY_REQUESTS';
+  readonly status = 429;
+  readonly oauthError = 'slow_down';
+  override readonly headers: Readonly<Record<string, string>>;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.name = 'TooManyRequestsError';
+    this.headers = { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) };
+  }
+}

@@ -2,6 +2,8 @@ import Koa, { type Context } from 'koa';
 import type { Logger } from 'pino';
 import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
 import { handleInteraction, type PasswordCheck } from '../interactions/interaction-routes.ts';
+import type { PolicyHooks } from '../policy/hooks.ts';
+import { gateRegistration } from '../registration/registration-gate.ts';
 import type { TenantRegistry } from '../tenants/tenant-registry.ts';
 import { errorHandler } from './error-handler.ts';
 import { bodyLimit } from './request-guards.ts';
@@ -13,6 +15,7 @@ export interface AppDeps {
   trustProxy: boolean;
   tenants: TenantRegistry;
   checkPassword: PasswordCheck;
+  policy: PolicyHooks;
   log: Logger;
   /** Answers whether storage is reachable, for /readyz. */
   ready: () => Promise<boolean>;
@@ -22,6 +25,8 @@ const DISCOVERY_PATH = '/.well-known/openid-configuration';
 /** RFC 8414 §3.1 path insertion, and the OIDC form MCP clients also try (MCP 2025-11-25). */
 const ROOT_WELL_KNOWN = /^\/\.well-known\/(?:oauth-authorization-server|openid-configuration)\/t\/([^/]+)\/?$/;
 const TENANT_PATH = /^\/t\/([^/]+)(\/.*)?$/;
+/** RFC 7592 client configuration endpoint, below the registration endpoint. */
+const REGISTRATION_CLIENT_PATH = /^\/reg\/[^/]+$/;
 
 function requireGet(ctx: Context): void {
   if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && ctx.method !== 'OPTIONS') throw new MethodNotAllowedError(['GET']);
@@ -57,6 +62,10 @@ export function createApp(deps: AppDeps): Koa {
       if (rest === '/.well-known/oauth-authorization-server' || rest === DISCOVERY_PATH) {
         requireGet(ctx);
         return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);
+      }
+      if (runtime.settings.registration.mode !== 'closed') {
+        if (ctx.method === 'POST' && rest === '/reg') await gateRegistration(ctx, runtime, 'create', deps.policy);
+        else if (ctx.method === 'PUT' && REGISTRATION_CLIENT_PATH.test(rest)) await gateRegistration(ctx, runtime, 'update', deps.policy);
       }
       return handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy);
     }

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { InvalidRequestError, MethodNotAllowedError } from '../errors/errors.ts';
-import { readFormBody } from '../http/form-body.ts';
+import { readFormBody } from '../http/request-body.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 import { escapeHtml, renderPage } from './views.ts';
 

@@ -5,10 +5,13 @@ async function resourceAccess(request: ResourceAccessRequest): Promise<ResourceA
   return { allow: true, scopes: request.resource.scopes };
 }
 
-/** Self-registration stays closed until a tenant opts in (the registration issue adds modes). */
+/**
+ * Whether a tenant accepts self-registration at all, and how, is its `registration.mode`
+ * setting; this hook is for decisions beyond that (a software_id denylist, say).
+ */
 export const defaultPolicyHooks: PolicyHooks = {
   resourceAccess,
   async acceptRegistration() {
-    return { accept: false, reason: 'this tenant does not accept self-registered clients' };
+    return { accept: true };
   },
 };

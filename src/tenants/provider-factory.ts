@@ -53,6 +53,8 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
     // OAuth 2.1 / RFC 9700 §2.1.1: PKCE for every client (oidc-provider only offers S256).
     pkce: { required: () => true },
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    // Kept from registrations and shown on consent (RFC 7591 §2).
+    extraClientMetadata: { properties: ['software_id', 'software_version'] },
     clientDefaults: {
       grant_types: ['authorization_code'],
       id_token_signed_response_alg: 'RS256',
@@ -92,7 +94,16 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         logoutSource: async (ctx, form) => renderLogoutPage(ctx, tenantName, form),
         postLogoutSuccessSource: async (ctx) => renderLoggedOutPage(ctx, tenantName),
       },
-      registration: { enabled: false },
+      // RFC 7591/7592. Requests reach oidc-provider only after src/registration's checks.
+      registration: {
+        enabled: settings.registration.mode !== 'closed',
+        initialAccessToken: settings.registration.mode === 'initial-access-token',
+        issueRegistrationAccessToken: true,
+      },
+      registrationManagement: {
+        enabled: settings.registration.mode !== 'closed',
+        rotateRegistrationAccessToken: true,
+      },
       // Off until tested end to end; sender-constrained tokens come with the agent work.
       dPoP: { enabled: false },
       resourceIndicators: {

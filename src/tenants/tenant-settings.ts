@@ -19,6 +19,59 @@ export const resourceSchema = z.object({
 });
 export type ResourceSettings = z.output<typeof resourceSchema>;
 
+/** Who may register a client by itself (RFC 7591), per tenant. */
+export const registrationSchema = z.object({
+  /**
+   * closed: no self-registration; open: anyone (with the abuse limits);
+   * initial-access-token: a token from the operator (RFC 7591 §3.1);
+   * software-statement: a JWT signed by a trusted publisher (RFC 7591 §2.3).
+   */
+  mode: z.enum(['closed', 'open', 'initial-access-token', 'software-statement']).default('closed'),
+  /** Publishers whose software statements are accepted: issuer and its public keys. */
+  trustedPublishers: z
+    .array(z.object({
+      issuer: z.string().min(1).max(2048),
+      jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }),
+    }))
+    .default([]),
+  /** Scopes a self-registered client may ask for; defaults to every scope of the tenant. */
+  allowedScopes: z.array(scopeToken).optional(),
+  limits: z
+    .object({
+      /** Registrations one IP address may make per hour. */
+      perIpPerHour: z.number().int().min(1).max(100_000).default(20),
+      /** Self-registered clients the tenant may hold. */
+      maxClients: z.number().int().min(1).max(10_000_000).default(10_000),
+      /** A self-registered client never used, or unused this long, is deleted. */
+      unusedClientDays: z.number().int().min(1).max(3650).default(30),
+    })
+    .prefault({}),
+}).prefault({});
+
+/** Client ID Metadata Documents: https URL client_ids fetched by the server (MCP 2025-11-25). */
+export const clientIdMetadataDocumentSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** Which hosts may serve documents: any (that passes the SSRF guard), an allowlist or a denylist. */
+  hosts: z
+    .object({
+      mode: z.enum(['any', 'allowlist', 'denylist']).default('any'),
+      list: z.array(z.string().min(1).max(253)).default([]),
+    })
+    .prefault({}),
+  /**
+   * Hosts or CIDR ranges that may resolve to otherwise refused addresses (loopback, private,
+   * link-local): for documents served inside a private network. Empty by default.
+   */
+  privateNetworkAllowlist: z.array(z.string().min(1).max(253)).default([]),
+  /** Bounds on how long a fetched document is cached, whatever its HTTP caching headers say. */
+  cacheSeconds: z
+    .object({ min: z.number().int().min(0).default(60), max: z.number().int().min(1).max(7 * 86_400).default(86_400) })
+    .prefault({}),
+}).prefault({});
+
+export type RegistrationSettings = z.output<typeof registrationSchema>;
+export type ClientIdMetadataDocumentSettings = z.output<typeof clientIdMetadataDocumentSchema>;
+
 const seconds = (fallback: number, max: number) => z.number().int().min(1).max(max).default(fallback);
 const DAY = 86_400;
 
@@ -51,6 +104,8 @@ export const tenantSettingsSchema = z.object({
   /** Scopes offered besides the OpenID ones (openid, profile, email, offline_access). */
   scopes: z.array(scopeToken).default([]),
   resources: z.array(resourceSchema).default([]),
+  registration: registrationSchema,
+  clientIdMetadataDocuments: clientIdMetadataDocumentSchema,
 }).superRefine((s, ctx) => {
   if (!s.signingAlgorithms.includes(s.accessTokenSigningAlgorithm)) {
     ctx.addIssue({
