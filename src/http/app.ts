@@ -5,6 +5,7 @@ import { handleInteraction, type PasswordCheck } from '../interactions/interacti
 import type { PolicyHooks } from '../policy/hooks.ts';
 import { gateRegistration } from '../registration/registration-gate.ts';
 import type { TenantRegistry } from '../tenants/tenant-registry.ts';
+import { registrationCors } from './cors.ts';
 import { errorHandler } from './error-handler.ts';
 import { bodyLimit } from './request-guards.ts';
 import { securityHeaders } from './security-headers.ts';
@@ -63,7 +64,8 @@ export function createApp(deps: AppDeps): Koa {
         requireGet(ctx);
         return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);
       }
-      if (runtime.settings.registration.mode !== 'closed') {
+      if (runtime.settings.registration.mode !== 'closed' && (rest === '/reg' || REGISTRATION_CLIENT_PATH.test(rest))) {
+        if (registrationCors(ctx)) return;
         if (ctx.method === 'POST' && rest === '/reg') await gateRegistration(ctx, runtime, 'create', deps.policy);
         else if (ctx.method === 'PUT' && REGISTRATION_CLIENT_PATH.test(rest)) await gateRegistration(ctx, runtime, 'update', deps.policy);
       }

@@ -53,6 +53,10 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
     // OAuth 2.1 / RFC 9700 §2.1.1: PKCE for every client (oidc-provider only offers S256).
     pkce: { required: () => true },
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    // Browser-based clients may call the token, revocation and userinfo endpoints from the
+    // origin of one of their redirect URIs, and from nowhere else.
+    clientBasedCORS: (_ctx, origin, client) =>
+      origin !== 'null' && (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
     // Kept from registrations and shown on consent (RFC 7591 §2).
     extraClientMetadata: { properties: ['software_id', 'software_version'] },
     clientDefaults: {
