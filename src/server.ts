@@ -7,7 +7,7 @@ import { seedDemoTenant, type DemoCredentials } from './demo/demo-tenant.ts';
 import { createApp } from './http/app.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
-import { defaultPolicyHooks } from './policy/defaults.ts';
+import { loadPolicyHooks } from './policy/load-policy.ts';
 import { openStorage, type Storage } from './storage/open-storage.ts';
 import { deriveCookieKeys } from './tenants/cookie-keys.ts';
 import { TenantRegistry } from './tenants/tenant-registry.ts';
@@ -39,6 +39,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
     kek = generateKeyEncryptionKey();
     log.warn('no CASTELLAN_KEY_ENCRYPTION_KEY configured: generated a throw-away one for this in-memory run');
   }
+  const policy = await loadPolicyHooks(settings.policyModule);
   const storage = await openStorage(settings, log);
   try {
     const keyring = createKeyring({ store: storage.signingKeys, wrapper: createLocalKeyWrapper(kek) });
@@ -52,7 +53,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
         const user = await storage.users.findById(tenant, sub);
         return user ? { ...user.claims, sub: user.id } : undefined;
       },
-      policy: defaultPolicyHooks,
+      policy,
       cookieKeys: (tenant) => deriveCookieKeys(cookieSecret, tenant),
       log,
     });
@@ -81,7 +82,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       trustProxy: settings.trustProxy,
       tenants,
       checkPassword: (tenant, login, password) => storage.users.verifyPassword(tenant, login, password),
-      policy: defaultPolicyHooks,
+      policy,
       log,
       ready: () => storage.ping(),
     });

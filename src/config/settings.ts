@@ -58,6 +58,8 @@ export const settingsSchema = z
     /** Secret from which cookie signing keys are derived; defaults to one derived from the KEK. */
     cookieSecret: z.string().min(32).optional(),
     logLevel: logLevel.default('info'),
+    /** A module whose default export overrides policy hooks (src/policy/hooks.ts). */
+    policyModule: z.string().min(1).optional(),
     /** Trust X-Forwarded-* from a TLS-terminating proxy in front of Castellan. */
     trustProxy: flag.default(false),
     demo: z
@@ -117,6 +119,7 @@ const ENV_NAMES = {
   keyEncryptionKey: 'CASTELLAN_KEY_ENCRYPTION_KEY',
   cookieSecret: 'CASTELLAN_COOKIE_SECRET',
   logLevel: 'LOG_LEVEL',
+  policyModule: 'CASTELLAN_POLICY_MODULE',
   trustProxy: 'CASTELLAN_TRUST_PROXY',
 } as const satisfies Partial<Record<keyof ParsedSettings, string>>;
 
