@@ -126,13 +126,27 @@ export async function runCodeFlow(options: CodeFlowOptions): Promise<CodeFlowRes
     if (response.status !== 201 || !body.request_uri) throw new Error(`PAR failed: ${response.status} ${JSON.stringify(body)}`);
     url = `${options.issuer}/auth?${new URLSearchParams({ client_id: options.clientId, request_uri: body.request_uri })}`;
   }
+  const params = await followAuthorization(browser, url, options.redirectUri, options.login, options.password);
+  const code = params.get('code');
+  if (!code) throw new Error(`authorization failed: ${params.toString()}`);
+  return { code, verifier, state, params };
+}
+
+/**
+ * From an authorization URL, signs in and approves as a person would (login page → consent
+ * page) until the redirect to the client; returns that redirect's parameters.
+ */
+export async function followAuthorization(
+  browser: Browser,
+  authorizationUrl: string,
+  redirectUri: string,
+  login: string,
+  password: string,
+): Promise<URLSearchParams> {
+  const redirectBase = redirectUri.split('?')[0] ?? '';
+  let url = authorizationUrl;
   for (let step = 0; step < 12; step += 1) {
-    if (url.startsWith(options.redirectUri.split('?')[0] ?? '')) {
-      const params = new URL(url).searchParams;
-      const code = params.get('code');
-      if (!code) throw new Error(`authorization failed: ${params.toString()}`);
-      return { code, verifier, state, params };
-    }
+    if (url.startsWith(redirectBase)) return new URL(url).searchParams;
     const response = await browser.get(url);
     if (response.status >= 300 && response.status < 400) {
       url = locationOf(response, url);
@@ -142,9 +156,9 @@ export async function runCodeFlow(options: CodeFlowOptions): Promise<CodeFlowRes
     if (response.status !== 200) throw new Error(`unexpected ${response.status} at ${url}: ${html.slice(0, 300)}`);
     const interaction = new URL(url).pathname;
     const next = html.includes('name="password"')
-      ? await browser.postForm(`${new URL(url).origin}${interaction}/login`, { login: options.login, password: options.password })
+      ? await browser.postForm(`${new URL(url).origin}${interaction}/login`, { login, password })
       : await browser.postForm(`${new URL(url).origin}${interaction}/confirm`, {});
     url = locationOf(next, url);
   }
-  throw new Error('code flow did not finish in 12 steps');
+  throw new Error('authorization did not finish in 12 steps');
 }
