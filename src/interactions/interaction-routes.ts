@@ -29,8 +29,23 @@ ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="/t/${escapeHtml(runtime.tenantId)}/interaction/${escapeHtml(details.uid)}/abort"><button class="secondary" type="submit">Cancel</button></form>`);
 }
 
-function consentPage(ctx: Context, runtime: TenantRuntime, details: InteractionDetails): void {
-  const clientId = String(details.params.client_id ?? '');
+interface ClientDisplay {
+  name: string;
+  /** For a URL client_id (CIMD) the host that vouches for it, shown prominently. */
+  host: string | undefined;
+  logo: string | undefined;
+}
+
+/** What the consent page may show of a client: only https logos, never an unchecked URL. */
+async function clientDisplay(provider: Provider, clientId: string): Promise<ClientDisplay> {
+  const client = await provider.Client.find(clientId);
+  const url = URL.parse(clientId);
+  const host = url?.protocol === 'https:' ? url.host : undefined;
+  const logo = typeof client?.logoUri === 'string' && URL.parse(client.logoUri)?.protocol === 'https:' ? client.logoUri : undefined;
+  return { name: client?.clientName ?? clientId, host, logo };
+}
+
+function consentPage(ctx: Context, runtime: TenantRuntime, details: InteractionDetails, client: ClientDisplay): void {
   const promptDetails = details.prompt.details as {
     missingOIDCScope?: string[];
     missingResourceScopes?: Record<string, string[]>;
@@ -39,7 +54,8 @@ function consentPage(ctx: Context, runtime: TenantRuntime, details: InteractionD
   const resources = Object.entries(promptDetails.missingResourceScopes ?? {});
   const base = `/t/${escapeHtml(runtime.tenantId)}/interaction/${escapeHtml(details.uid)}`;
   renderPage(ctx, 'Allow access?', `<h1>Allow access?</h1>
-<p>The application <span class="host">${escapeHtml(clientId)}</span> asks to:</p>
+${client.logo ? `<img src="${escapeHtml(client.logo)}" alt="" width="48" height="48">` : ''}
+<p>The application <strong>${escapeHtml(client.name)}</strong>${client.host ? ` from <span class="host">${escapeHtml(client.host)}</span>` : ''} asks to:</p>
 <ul>${scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('')}
 ${resources.map(([uri, s]) => `<li>use ${escapeHtml(uri)}${s.length ? ` with ${s.map(escapeHtml).join(', ')}` : ''}</li>`).join('')}</ul>
 <form method="post" action="${base}/confirm"><button type="submit">Allow</button></form>
@@ -94,7 +110,7 @@ export async function handleInteraction(
   if (!action) {
     if (ctx.method !== 'GET') throw new MethodNotAllowedError(['GET']);
     if (details.prompt.name === 'login') return loginPage(ctx, runtime, details);
-    return consentPage(ctx, runtime, details);
+    return consentPage(ctx, runtime, details, await clientDisplay(provider, String(details.params.client_id ?? '')));
   }
   if (ctx.method !== 'POST') throw new MethodNotAllowedError(['POST']);
   const form = await readFormBody(ctx);

@@ -26,7 +26,7 @@ export function renderPage(ctx: Context, title: string, body: string): void {
   const nonce = randomBytes(16).toString('base64');
   ctx.set(
     'Content-Security-Policy',
-    `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'`,
+    `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'`,
   );
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';

@@ -5,7 +5,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicyHooks, PolicyModuleError } from '../../src/policy/load-policy.ts';
 import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
-import { postToken, runCodeFlow } from '../support/oauth.ts';
+import { newBrowser, pkcePair, postToken, runCodeFlow } from '../support/oauth.ts';
 
 const LOOPBACK = 'http://127.0.0.1:41234/callback';
 
@@ -88,6 +88,28 @@ describe('RFC 7591/7592 registration on FerretDB + Redis', () => {
       code_verifier: flow.verifier,
     });
     expect(token.status, JSON.stringify(token.body)).toBe(200);
+  });
+
+  it('shows the registered name and https logo on the consent page, escaped', async () => {
+    const { body } = await register(castellan.issuer, { ...publicClient, client_name: 'Notes <b>agent</b>' });
+    const browser = newBrowser();
+    const query = new URLSearchParams({
+      client_id: String(body.client_id), response_type: 'code', redirect_uri: LOOPBACK, scope: 'openid',
+      code_challenge: pkcePair().challenge, code_challenge_method: 'S256',
+    });
+    let response = await browser.get(`${castellan.issuer}/auth?${query}`);
+    const follow = async (r: Response) => browser.get(new URL(r.headers.get('location') ?? '', castellan.issuer).href);
+    response = await follow(response); // login page
+    const login = new URL(response.url || castellan.issuer);
+    expect(await response.text()).toContain('name="password"');
+    const interaction = /\/interaction\/[^/?"]+/.exec(login.pathname)?.[0] ?? '';
+    response = await browser.postForm(`${castellan.baseUrl}/t/demo${interaction}/login`, { login: 'demo', password: castellan.userPassword });
+    response = await follow(response); // resume
+    response = await follow(response); // consent page
+    const html = await response.text();
+    expect(html).toContain('Notes &lt;b&gt;agent&lt;/b&gt;');
+    expect(html).not.toContain('<b>agent</b>');
+    expect(html).toContain('<img src="https://agent.example/logo.png"');
   });
 
   it('reads, updates (rotating the registration access token) and deletes a client (RFC 7592)', async () => {
