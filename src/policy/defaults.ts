@@ -14,4 +14,7 @@ export const defaultPolicyHooks: PolicyHooks = {
   async acceptRegistration() {
     return { accept: true };
   },
+  async consent() {
+    return 'remember';
+  },
 };

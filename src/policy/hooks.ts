@@ -24,6 +24,19 @@ export interface RegistrationRequest {
 
 export type RegistrationDecision = { accept: true } | { accept: false; reason: string };
 
+export interface ConsentRequest {
+  tenant: string;
+  clientId: string;
+  accountId: string;
+}
+
+/**
+ * remember: ask once, then reuse the user's grant while it covers the request (default);
+ * every-time: ask on every authorization; skip: grant what is asked without asking (for
+ * first-party clients only). oidc-provider still asks native clients every time (RFC 8252 §8.6).
+ */
+export type ConsentDecision = 'remember' | 'every-time' | 'skip';
+
 export interface PolicyHooks {
   /**
    * May this client get a token for this resource, and which scopes may such a token carry?
@@ -32,4 +45,6 @@ export interface PolicyHooks {
   resourceAccess(request: ResourceAccessRequest): Promise<ResourceAccessDecision>;
   /** Accept a client that registers itself (used by dynamic registration and CIMD). */
   acceptRegistration(request: RegistrationRequest): Promise<RegistrationDecision>;
+  /** Whether the user is asked for consent, and whether the answer is remembered. */
+  consent(request: ConsentRequest): Promise<ConsentDecision>;
 }

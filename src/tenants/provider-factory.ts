@@ -1,6 +1,7 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
+import { consentGrantLoader } from './consent-grant.ts';
 import { OIDC_SCOPES, type TenantSettings } from './tenant-settings.ts';
 
 export interface AccountClaims {
@@ -137,6 +138,7 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
     interactions: {
       url: async (_ctx, interaction) => `/t/${tenantId}/interaction/${interaction.uid}`,
     },
+    loadExistingGrant: consentGrantLoader(tenantId, policy),
     findAccount: async (_ctx: KoaContextWithOIDC, sub: string): Promise<Account | undefined> => {
       const claims = await input.findAccount(sub);
       if (!claims) return undefined;
