@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -21,6 +22,14 @@ export interface RunningCastellan {
   keyring: Keyring;
   demo: DemoCredentials | undefined;
   close(): Promise<void>;
+}
+
+async function readCaFile(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new Error(`CASTELLAN_FETCH_CA_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
 }
 
 /** Creates the tenants named in settings that do not exist yet (existing ones are left alone). */
@@ -55,6 +64,8 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       },
       policy,
       cookieKeys: (tenant) => deriveCookieKeys(cookieSecret, tenant),
+      documentCache: storage.documentCache,
+      fetchCa: settings.fetchCaFile ? await readCaFile(settings.fetchCaFile) : undefined,
       log,
     });
 

@@ -58,6 +58,8 @@ export const settingsSchema = z
     /** Secret from which cookie signing keys are derived; defaults to one derived from the KEK. */
     cookieSecret: z.string().min(32).optional(),
     logLevel: logLevel.default('info'),
+    /** PEM file of extra CA certificates trusted for outbound fetches (CIMD, jwks_uri). */
+    fetchCaFile: z.string().min(1).optional(),
     /** A module whose default export overrides policy hooks (src/policy/hooks.ts). */
     policyModule: z.string().min(1).optional(),
     /** Trust X-Forwarded-* from a TLS-terminating proxy in front of Castellan. */
@@ -120,6 +122,7 @@ const ENV_NAMES = {
   cookieSecret: 'CASTELLAN_COOKIE_SECRET',
   logLevel: 'LOG_LEVEL',
   policyModule: 'CASTELLAN_POLICY_MODULE',
+  fetchCaFile: 'CASTELLAN_FETCH_CA_FILE',
   trustProxy: 'CASTELLAN_TRUST_PROXY',
 } as const satisfies Partial<Record<keyof ParsedSettings, string>>;
 

@@ -1,11 +1,12 @@
 import type { ActivationRecord, KeyOrigin, SigningAlg, SigningKeyRecord } from './signing-key-store.ts';
 
 /**
- * next: published (verify only), not signing · active: signs; the kid of the highest
- * generation · retired: published until its successor's activation + retention ·
- * removed: no longer published, may be deleted.
+ * candidate: made for an election not yet decided (its maker deletes it if it loses), never
+ * published · next: prepared ahead, published (verify only), not signing · active: signs;
+ * the kid of the highest generation · retired: published until its successor's activation
+ * + retention · removed: no longer published, may be deleted.
  */
-export type KeyState = 'next' | 'active' | 'retired' | 'removed';
+export type KeyState = 'candidate' | 'next' | 'active' | 'retired' | 'removed';
 
 export interface KeySummary {
   readonly kid: string;
@@ -49,7 +50,9 @@ export function deriveKeyStates(
     const list = byAlg.get(key.alg) ?? [];
     const index = list.findLastIndex((a) => a.kid === key.kid && a.tenant === key.tenant);
     const own = list[index];
-    if (own === undefined) return { ...base, state: 'next' };
+    // A losing candidate is deleted a moment later: publishing it would make two nodes'
+    // JWKS differ for no benefit.
+    if (own === undefined) return { ...base, state: key.origin === 'election' ? 'candidate' : 'next' };
     const activated = { ...base, generation: own.generation, activatedAt: own.activatedAt };
     const successor = list[index + 1];
     if (successor === undefined) return { ...activated, state: 'active' };

@@ -88,7 +88,7 @@ export function signingKeyContext(tenant: string, kid: string): string {
   return JSON.stringify(['castellan.signing-key.v1', tenant, kid]);
 }
 
-const STATE_ORDER: Record<KeyState, number> = { active: 0, next: 1, retired: 2, removed: 3 };
+const STATE_ORDER: Record<KeyState, number> = { active: 0, next: 1, retired: 2, removed: 3, candidate: 4 };
 const DEFAULT_ORPHAN_GRACE_SECONDS = 3600;
 
 export function createKeyring(options: KeyringOptions): Keyring {
@@ -231,7 +231,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
       const { keys, summaries } = await summarise(tenant, retentionSeconds);
       const byKid = new Map(keys.map((k) => [k.kid, k]));
       const published = summaries
-        .filter((s) => s.state !== 'removed')
+        .filter((s) => s.state !== 'removed' && s.state !== 'candidate')
         .sort((a, b) =>
           STATE_ORDER[a.state] - STATE_ORDER[b.state]
           || SIGNING_ALGS.indexOf(a.alg) - SIGNING_ALGS.indexOf(b.alg)
@@ -251,7 +251,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
       const orphanedBefore = now().getTime() - orphanGraceSeconds * 1000;
       const doomed = summaries.filter((s) =>
         s.state === 'removed'
-        || (s.state === 'next' && s.origin === 'election' && s.createdAt.getTime() < orphanedBefore));
+        || (s.state === 'candidate' && s.createdAt.getTime() < orphanedBefore));
       for (const s of doomed) await store.deleteKey(s.kid);
       return doomed.map((s) => s.kid);
     },

@@ -11,6 +11,7 @@ import type { SigningKeyStore } from '../keys/signing-key-store.ts';
 import { createMemoryTenantStore } from '../tenants/tenant-store.memory.ts';
 import { createMongoTenantStore } from '../tenants/tenant-store.mongo.ts';
 import type { TenantStore } from '../tenants/tenant-store.ts';
+import { createMemoryDocumentCache, createRedisDocumentCache, type DocumentCache } from '../registration/cimd/document-cache.ts';
 import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
 import type { ModelStores } from './oidc-adapter.ts';
@@ -24,6 +25,8 @@ export interface Storage {
   tenants: TenantStore;
   users: AccountService;
   signingKeys: SigningKeyStore;
+  /** Fetched Client ID Metadata Documents, shared by every node (Redis) where there is Redis. */
+  documentCache: DocumentCache;
   /** True when every server behind the storage answers. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -46,6 +49,7 @@ function openMemory(): Storage {
     tenants: createMemoryTenantStore(),
     users: createAccountService({ users: createMemoryUserStore() }),
     signingKeys: createMemorySigningKeyStore(),
+    documentCache: createMemoryDocumentCache(),
     ping: async () => true,
     close: async () => {},
   };
@@ -65,6 +69,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     durable.startSweeper();
 
     let ephemeral: ((tenant: string) => ModelStores['ephemeral']) | undefined;
+    let documentCache: DocumentCache = createMemoryDocumentCache();
     if (settings.redisUrl) {
       redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
@@ -77,6 +82,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       await redis.connect();
       const stores = createRedisModelStores(redis, { keyPrefix: settings.redisPrefix });
       ephemeral = (tenant) => stores.forNamespace(tenant);
+      documentCache = createRedisDocumentCache(redis, { prefix: settings.redisPrefix });
     }
     const connectedRedis = redis;
     return {
@@ -88,6 +94,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       tenants: createMongoTenantStore(db),
       users: createAccountService({ users: createMongoUserStore(db) }),
       signingKeys,
+      documentCache,
       async ping() {
         await db.command({ ping: 1 });
         if (connectedRedis) await connectedRedis.ping();

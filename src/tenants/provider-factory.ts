@@ -1,6 +1,14 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
+import {
+  CIMD_FETCH_RESPONSE_BODY_LIMITS,
+  clientIdMetadataDocumentFeature,
+  createTenantFetch,
+  type CimdRefusalListener,
+} from '../registration/cimd/cimd-feature.ts';
+import type { DocumentCache } from '../registration/cimd/document-cache.ts';
+import { registrableScopes } from '../registration/registration-gate.ts';
 import { consentGrantLoader } from './consent-grant.ts';
 import { OIDC_SCOPES, type TenantSettings } from './tenant-settings.ts';
 
@@ -22,6 +30,11 @@ export interface TenantProviderInput {
   findAccount: AccountLookup;
   cookieKeys: string[];
   policy: PolicyHooks;
+  /** Shared cache of fetched Client ID Metadata Documents (Redis in production). */
+  documentCache: DocumentCache;
+  /** Extra CA certificates trusted for outbound fetches (private PKI, tests). */
+  fetchCa: string | Buffer | undefined;
+  onCimdRefused: CimdRefusalListener;
 }
 
 /** Standard claims released per scope (OIDC Core §5.4). */
@@ -37,8 +50,14 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
   const resources = new Map(settings.resources.map((r) => [r.uri, r]));
   const tenantName = settings.displayName ?? tenantId;
 
+  const cimdInput = { tenantId, settings: settings.clientIdMetadataDocuments, allowedScopes: registrableScopes(settings) };
+
   return {
     adapter: input.adapter,
+    // Every outbound fetch (CIMD documents, clients' jwks_uri, sector_identifier_uri) goes
+    // through the SSRF guard: pinned DNS, refused private ranges, no redirects, size and time caps.
+    fetch: createTenantFetch({ ...cimdInput, cache: input.documentCache, ca: input.fetchCa, onRefused: input.onCimdRefused }),
+    fetchResponseBodyLimits: CIMD_FETCH_RESPONSE_BODY_LIMITS,
     jwks: input.jwks,
     cookies: {
       keys: input.cookieKeys,
@@ -109,6 +128,8 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         enabled: settings.registration.mode !== 'closed',
         rotateRegistrationAccessToken: true,
       },
+      // Client ID Metadata Documents (MCP 2025-11-25): https URL client_ids, guarded and per tenant policy.
+      clientIdMetadataDocument: clientIdMetadataDocumentFeature({ ...cimdInput, policy, onRefused: input.onCimdRefused }),
       // Off until tested end to end; sender-constrained tokens come with the agent work.
       dPoP: { enabled: false },
       resourceIndicators: {

@@ -4,6 +4,7 @@ import type { JWKS } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { TenantNotFoundError } from '../errors/errors.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
+import type { DocumentCache } from '../registration/cimd/document-cache.ts';
 import { createAdapterFactory, type ModelStores } from '../storage/oidc-adapter.ts';
 import { createTenantProvider, type AccountLookup } from './provider-factory.ts';
 import { isValidTenantId } from './tenant-store.ts';
@@ -37,6 +38,8 @@ export interface TenantRegistryDeps {
   accounts: (tenantId: string) => AccountLookup;
   policy: PolicyHooks;
   cookieKeys: (tenantId: string) => string[];
+  documentCache: DocumentCache;
+  fetchCa: string | Buffer | undefined;
   log: Logger;
   /** How long a built provider is trusted before its tenant record and keys are re-read. */
   refreshAfterMs?: number;
@@ -132,6 +135,9 @@ export class TenantRegistry {
       findAccount: this.#deps.accounts(tenantId),
       cookieKeys: this.#deps.cookieKeys(tenantId),
       policy: this.#deps.policy,
+      documentCache: this.#deps.documentCache,
+      fetchCa: this.#deps.fetchCa,
+      onCimdRefused: (refusal) => this.#deps.log.info({ ...refusal, tenant: refusal.tenantId }, 'client ID metadata document refused'),
     });
     provider.on('server_error', (_ctx, err) => this.#deps.log.error({ err, tenant: tenantId }, 'oidc-provider server error'));
     const runtime: TenantRuntime = { tenantId, issuer, settings, provider, handle: provider.callback() };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isValidNetworkAllowlistEntry } from '../registration/cimd/address-policy.ts';
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is one RFC 6749 §3.3 token');
 
@@ -62,11 +63,14 @@ export const clientIdMetadataDocumentSchema = z.object({
    * Hosts or CIDR ranges that may resolve to otherwise refused addresses (loopback, private,
    * link-local): for documents served inside a private network. Empty by default.
    */
-  privateNetworkAllowlist: z.array(z.string().min(1).max(253)).default([]),
+  privateNetworkAllowlist: z
+    .array(z.string().min(1).max(253).refine(isValidNetworkAllowlistEntry, 'must be a host name, an IP address or a CIDR range'))
+    .default([]),
   /** Bounds on how long a fetched document is cached, whatever its HTTP caching headers say. */
   cacheSeconds: z
     .object({ min: z.number().int().min(0).default(60), max: z.number().int().min(1).max(7 * 86_400).default(86_400) })
-    .prefault({}),
+    .prefault({})
+    .refine((c) => c.min <= c.max, 'min must not exceed max'),
 }).prefault({});
 
 export type RegistrationSettings = z.output<typeof registrationSchema>;

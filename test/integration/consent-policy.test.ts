@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
-import { newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
+import { basicAuth, newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
 
 const REDIRECT = 'https://app.example/cb';
 
@@ -84,8 +84,7 @@ describe('the consent policy hook', () => {
     expect(flow.consentPages).toBe(0);
     const { status, body } = await postToken(castellan.issuer, {
       grant_type: 'authorization_code', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-      client_id: client.id, client_secret: client.secret,
-    });
+    }, basicAuth(client.id, client.secret));
     expect(status, JSON.stringify(body)).toBe(200);
     expect(body.scope).toBe('notes:read');
   });

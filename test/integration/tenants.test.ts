@@ -36,8 +36,9 @@ describe('tenants on FerretDB + Redis', () => {
     expect(metadata.response_types_supported).toEqual(['code']);
     expect(metadata.token_endpoint).toBe(`${castellan.issuer}/token`);
     expect(metadata.authorization_response_iss_parameter_supported).toBe(true);
-    // Only what works is advertised.
-    expect(metadata).not.toHaveProperty('registration_endpoint');
+    // Only what works is advertised; the demo tenant registers clients and accepts CIMD.
+    expect(metadata.registration_endpoint).toBe(`${castellan.issuer}/reg`);
+    expect(metadata.client_id_metadata_document_supported).toBe(true);
     expect(metadata).not.toHaveProperty('device_authorization_endpoint');
     expect(metadata).not.toHaveProperty('dpop_signing_alg_values_supported');
     expect(metadata.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token', 'client_credentials']));

@@ -230,8 +230,11 @@ export function describeKeyringContract(name: string, makeHarness: () => Promise
       const [a, b] = await Promise.all(racers.map((k) => k.ensureActiveKeys('acme', ['ES256'])));
       expect(a).toEqual(b);
       const keyring = createKeyring({ store, wrapper, now: clock.now });
-      const orphan = (await keyring.describeKeys('acme', retention)).find((s) => s.state === 'next');
+      const orphan = (await keyring.describeKeys('acme', retention)).find((s) => s.state === 'candidate');
       expect(orphan).toMatchObject({ origin: 'election' });
+      // A candidate is never published.
+      const published = (await keyring.loadSigningKeys('acme', retention)).jwks.keys.map((k) => k.kid);
+      expect(published).not.toContain(orphan!.kid);
       await expect(keyring.activateNext('acme', 'ES256')).rejects.toBeInstanceOf(NoNextKeyError);
       expect(await keyring.removeExpiredKeys('acme', retention)).toEqual([]);
       clock.advance(3601);
