@@ -33,6 +33,10 @@ export type Payload = AdapterPayload;
  * - consume is atomic: among concurrent callers exactly one gets `true`; later calls and
  *   calls for a missing record get `false`. After it, find() shows `consumed` (epoch s).
  * - revokeByGrantId removes every record of any model in this store carrying that grantId.
+ * - revokeByClientId removes every record of the given models (default: every model) in
+ *   this store whose payload carries that top-level `clientId`: tokens, codes, grants and
+ *   registration access tokens of a deleted client. The Client record itself (`client_id`)
+ *   is not among them. Rare (client deletion), so backends may scan.
  * - findByUid / findByUserCode look up the `uid` / `userCode` payload fields.
  */
 export interface ModelStore {
@@ -43,6 +47,7 @@ export interface ModelStore {
   consume(model: ModelName, id: string): Promise<boolean>;
   destroy(model: ModelName, id: string): Promise<void>;
   revokeByGrantId(grantId: string): Promise<void>;
+  revokeByClientId(clientId: string, models?: readonly ModelName[]): Promise<void>;
 }
 
 /** Creates the ModelStore of one namespace (a tenant) on a shared connection. */

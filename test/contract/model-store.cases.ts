@@ -204,6 +204,66 @@ export function describeModelStoreContract(name: string, makeStore: () => Promis
       expect(await store.find('AccessToken', 'at-1')).toBeUndefined();
     });
 
+    it('revokeByClientId removes every record issued to that client and nothing of other clients', async () => {
+      const mine: Array<[ModelName, string, Payload]> = [
+        ['AccessToken', 'at-1', { clientId: 'c-del', grantId: 'g-1' }],
+        ['RefreshToken', 'rt-1', { clientId: 'c-del', grantId: 'g-1' }],
+        ['AuthorizationCode', 'code-1', { clientId: 'c-del', grantId: 'g-1' }],
+        ['ClientCredentials', 'cc-1', { clientId: 'c-del' }],
+        ['DeviceCode', 'dc-1', { clientId: 'c-del', userCode: 'CODE-1' }],
+        ['Interaction', 'i-1', { clientId: 'c-del', uid: 'u-1' }],
+        ['Grant', 'g-1', { clientId: 'c-del', accountId: 'account-1' }],
+        ['RegistrationAccessToken', 'rat-1', { clientId: 'c-del' }],
+      ];
+      for (const [model, id, extra] of mine) await store.upsert(model, id, token(model, id, extra), HOUR);
+      expect(await store.consume('AuthorizationCode', 'code-1')).toBe(true);
+      const client: Payload = { client_id: 'c-del', redirect_uris: ['https://app.example/cb'] };
+      await store.upsert('Client', 'c-del', client);
+      await store.upsert('AccessToken', 'at-2', token('AccessToken', 'at-2', { clientId: 'c-other', grantId: 'g-2' }), HOUR);
+      await store.upsert('RegistrationAccessToken', 'rat-2', token('RegistrationAccessToken', 'rat-2', { clientId: 'c-other' }), HOUR);
+      await fixture.otherNamespace.upsert('AccessToken', 'at-1', token('AccessToken', 'at-1', { clientId: 'c-del' }), HOUR);
+
+      await store.revokeByClientId('c-del');
+
+      for (const [model, id] of mine) expect(await store.find(model, id), `${model} ${id}`).toBeUndefined();
+      expect(await store.findByUserCode('DeviceCode', 'CODE-1')).toBeUndefined();
+      expect(await store.findByUid('Interaction', 'u-1')).toBeUndefined();
+      // The Client record names itself in client_id, not clientId: deleting it is the caller's step.
+      expect(await store.find('Client', 'c-del')).toEqual(client);
+      expect(await store.find('AccessToken', 'at-2')).toMatchObject({ clientId: 'c-other' });
+      expect(await store.find('RegistrationAccessToken', 'rat-2')).toMatchObject({ clientId: 'c-other' });
+      expect(await fixture.otherNamespace.find('AccessToken', 'at-1')).toMatchObject({ clientId: 'c-del' });
+      // Revoking the grant later finds nothing left, and an unknown client is no error.
+      await store.revokeByGrantId('g-1');
+      await store.revokeByClientId('c-unknown');
+    });
+
+    it('revokeByClientId limited to some models leaves the client\'s other records', async () => {
+      await store.upsert('RegistrationAccessToken', 'rat-old', token('RegistrationAccessToken', 'rat-old', { clientId: 'c-1' }));
+      await store.upsert('RegistrationAccessToken', 'rat-other', token('RegistrationAccessToken', 'rat-other', { clientId: 'c-2' }));
+      await store.upsert('RefreshToken', 'rt-1', token('RefreshToken', 'rt-1', { clientId: 'c-1', grantId: 'g-1' }), HOUR);
+      await store.upsert('Grant', 'g-1', token('Grant', 'g-1', { clientId: 'c-1' }), HOUR);
+
+      await store.revokeByClientId('c-1', ['RegistrationAccessToken']);
+
+      expect(await store.find('RegistrationAccessToken', 'rat-old')).toBeUndefined();
+      expect(await store.find('RegistrationAccessToken', 'rat-other')).toMatchObject({ clientId: 'c-2' });
+      expect(await store.find('RefreshToken', 'rt-1')).toMatchObject({ clientId: 'c-1' });
+      expect(await store.find('Grant', 'g-1')).toMatchObject({ clientId: 'c-1' });
+      await store.revokeByClientId('c-1');
+      expect(await store.find('RefreshToken', 'rt-1')).toBeUndefined();
+      expect(await store.find('Grant', 'g-1')).toBeUndefined();
+    });
+
+    it('revokeByClientId still finds a client\'s live records after others of it expired', async () => {
+      await store.upsert('AuthorizationCode', 'code-short', token('AuthorizationCode', 'code-short', { clientId: 'c-1' }), 1);
+      await sleep(1100);
+      await store.upsert('AuthorizationCode', 'code-long', token('AuthorizationCode', 'code-long', { clientId: 'c-1' }), HOUR);
+      expect(await store.find('AuthorizationCode', 'code-short')).toBeUndefined();
+      await store.revokeByClientId('c-1');
+      expect(await store.find('AuthorizationCode', 'code-long')).toBeUndefined();
+    });
+
     it('namespaces are isolated: the same id lives separately in each', async () => {
       const other = fixture.otherNamespace;
       const mine = token('RefreshToken', 'rt-1', { grantId: 'g-1', uid: 'u-1', scope: 'mine' });

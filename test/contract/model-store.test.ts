@@ -115,3 +115,24 @@ describe('MongoDB store on FerretDB', () => {
     await stores.close();
   });
 });
+
+describe('Redis store', () => {
+  // A busy client issues codes all day: its index must hold its live records, not its history.
+  it('prunes expired members from a client\'s index as new ones arrive', async () => {
+    const stores = await redis();
+    const store = stores.forNamespace('client-index');
+    for (let i = 0; i < 5; i += 1) {
+      await store.upsert('AuthorizationCode', `short-${i}`, { jti: `short-${i}`, clientId: 'busy' }, 1);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await store.upsert('AuthorizationCode', 'live', { jti: 'live', clientId: 'busy' }, 60);
+    const index = `${redisPrefix}:{client-index:busy}:client`;
+    expect(await redisClient?.zrange(index, '0', '-1')).toEqual(['AuthorizationCode:live']);
+    const ttl = (await redisClient?.pttl(index)) ?? 0;
+    expect(ttl).toBeGreaterThan(55_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    await store.upsert('RegistrationAccessToken', 'rat', { jti: 'rat', clientId: 'busy' });
+    expect(await redisClient?.pttl(index)).toBe(-1);
+  });
+});
+

@@ -29,6 +29,8 @@ class Namespace {
   readonly byUserCode = new Map<string, string>();
   /** grantId → record keys of every model carrying it. */
   readonly byGrant = new Map<string, Set<string>>();
+  /** clientId → record keys of every model carrying it. */
+  readonly byClient = new Map<string, Set<string>>();
 
   live(key: string, now: number): Entry | undefined {
     const entry = this.records.get(key);
@@ -41,14 +43,11 @@ class Namespace {
   add(key: string, entry: Entry): void {
     this.records.set(key, entry);
     const { model, id } = entry;
-    const { grantId, uid, userCode } = indexedFields(entry.payload);
+    const { grantId, uid, userCode, clientId } = indexedFields(entry.payload);
     if (uid !== undefined) this.byUid.set(keyOf(model, uid), id);
     if (userCode !== undefined) this.byUserCode.set(keyOf(model, userCode), id);
-    if (grantId !== undefined) {
-      const members = this.byGrant.get(grantId) ?? new Set<string>();
-      members.add(key);
-      this.byGrant.set(grantId, members);
-    }
+    if (grantId !== undefined) addMember(this.byGrant, grantId, key);
+    if (clientId !== undefined) addMember(this.byClient, clientId, key);
   }
 
   remove(key: string): void {
@@ -56,17 +55,14 @@ class Namespace {
     if (entry === undefined) return;
     this.records.delete(key);
     const { model, id } = entry;
-    const { grantId, uid, userCode } = indexedFields(entry.payload);
+    const { grantId, uid, userCode, clientId } = indexedFields(entry.payload);
     // An index entry is removed only while it still points at this record.
     if (uid !== undefined && this.byUid.get(keyOf(model, uid)) === id) this.byUid.delete(keyOf(model, uid));
     if (userCode !== undefined && this.byUserCode.get(keyOf(model, userCode)) === id) {
       this.byUserCode.delete(keyOf(model, userCode));
     }
-    if (grantId !== undefined) {
-      const members = this.byGrant.get(grantId);
-      members?.delete(key);
-      if (members?.size === 0) this.byGrant.delete(grantId);
-    }
+    if (grantId !== undefined) removeMember(this.byGrant, grantId, key);
+    if (clientId !== undefined) removeMember(this.byClient, clientId, key);
   }
 
   sweep(now: number): number {
@@ -79,6 +75,18 @@ class Namespace {
     }
     return removed;
   }
+}
+
+function addMember(index: Map<string, Set<string>>, value: string, key: string): void {
+  const members = index.get(value) ?? new Set<string>();
+  members.add(key);
+  index.set(value, members);
+}
+
+function removeMember(index: Map<string, Set<string>>, value: string, key: string): void {
+  const members = index.get(value);
+  members?.delete(key);
+  if (members?.size === 0) index.delete(value);
 }
 
 function view(entry: Entry): Payload {
@@ -134,6 +142,13 @@ class MemoryModelStore implements ModelStore {
 
   async revokeByGrantId(grantId: string): Promise<void> {
     for (const key of [...(this.#ns.byGrant.get(grantId) ?? [])]) this.#ns.remove(key);
+  }
+
+  async revokeByClientId(clientId: string, models?: readonly ModelName[]): Promise<void> {
+    for (const key of [...(this.#ns.byClient.get(clientId) ?? [])]) {
+      const entry = this.#ns.records.get(key);
+      if (entry !== undefined && (models === undefined || models.includes(entry.model))) this.#ns.remove(key);
+    }
   }
 
   #findByIndex(

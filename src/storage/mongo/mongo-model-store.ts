@@ -26,10 +26,12 @@ interface RecordDoc {
   payload: string;
   /** Absent for records that never expire. TTL index where the server has one. */
   expiresAt?: Date;
-  // Top-level copies of payload fields, for findByUid / findByUserCode / revokeByGrantId.
+  // Top-level copies of payload fields, for findByUid / findByUserCode / revokeByGrantId /
+  // revokeByClientId. Records written before clientId was copied lack it until re-saved.
   grantId?: string;
   uid?: string;
   userCode?: string;
+  clientId?: string;
 }
 
 interface ConsumptionDoc {
@@ -206,6 +208,14 @@ class MongoModelStore implements ModelStore {
   }
 
   /**
+   * One deleteMany per model collection: FerretDB answers each with a scan (STORES.md),
+   * acceptable for client deletion, which is rare; real MongoDB uses the (ns, clientId) index.
+   */
+  async revokeByClientId(clientId: string, models: readonly ModelName[] = MODEL_NAMES): Promise<void> {
+    await Promise.all(models.map((model) => this.#c.records(model).deleteMany({ ns: this.#ns, clientId })));
+  }
+
+  /**
    * Lookups by uid and userCode are the only reads not by `_id`: FerretDB answers them
    * with a scan (STORES.md), so their models belong in Redis on a hot path.
    */
@@ -278,7 +288,7 @@ export function createMongoModelStores(db: Db, options: MongoModelStoresOptions 
         if (collection !== collections.consumptions) {
           // One index per command: FerretDB v1.24.2 drops the connection (a server-side
           // panic) when one createIndexes names several indexes that all exist already.
-          for (const field of ['grantId', 'uid', 'userCode'] as const) {
+          for (const field of ['grantId', 'uid', 'userCode', 'clientId'] as const) {
             await collection.createIndex({ ns: 1, [field]: 1 });
           }
         }

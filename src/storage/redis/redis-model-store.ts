@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { ModelName, ModelStore, Payload } from '../model-store.ts';
 import { MODEL_NAMES } from '../model-store.ts';
@@ -12,6 +11,7 @@ import {
   serializePayload,
 } from '../shared/records.ts';
 import { CorruptRecordError } from '../shared/store-errors.ts';
+import { Script } from './lua-script.ts';
 
 /**
  * The Redis backend for short-lived, hot models (ARCHITECTURE.md "Storage"). Keys, with
@@ -21,6 +21,8 @@ import { CorruptRecordError } from '../shared/store-errors.ts';
  *   P:<ns>:uid:<Model>:<uid>         → id, same TTL as the record
  *   P:<ns>:userCode:<Model>:<code>   → id, same TTL as the record
  *   P:{<ns>:<grantId>}:grant         set of `<Model>:<id>`, living as long as its longest member
+ *   P:{<ns>:<clientId>}:client       sorted set of `<Model>:<id>` scored by expiry (epoch ms, inf
+ *                                    for none); expired members are pruned on every add
  *
  * Namespaces hold no ':' (assertNamespace), and `uid`/`userCode` are no model names, so no
  * two kinds of key can collide. Every script and transaction touches one key only, so the
@@ -32,26 +34,6 @@ import { CorruptRecordError } from '../shared/store-errors.ts';
  */
 
 export type RedisClient = Redis | Cluster;
-
-/** A Lua script run by EVALSHA, loaded with EVAL when the server has not cached it. */
-class Script {
-  readonly #source: string;
-  readonly #sha: string;
-
-  constructor(source: string) {
-    this.#source = source;
-    this.#sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: RedisClient, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return redis.eval(this.#source, keys.length, ...keys, ...args);
-    }
-  }
-}
 
 /**
  * Atomic single use: refuse a missing, expired or already consumed record (a `consumed`
@@ -86,6 +68,26 @@ elseif existed == 0 then
 else
   local current = redis.call('PTTL', KEYS[1])
   if current >= 0 and current < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+return 1
+`);
+
+/**
+ * Adds a member to a client's index, scored by its expiry, and prunes members already
+ * expired: a busy client issues codes all day, so an unpruned set would only grow. The
+ * index lives as long as its longest member. A sorted set, unlike the grant set, because a
+ * client (unlike a grant) lives for months.
+ * KEYS[1] client index; ARGV[1] member; ARGV[2] expiry (epoch ms) or 'inf'; ARGV[3] now (epoch ms).
+ */
+const ADD_TO_CLIENT = new Script(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] == nil then return 0 end
+if last[2] == 'inf' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])))
 end
 return 1
 `);
@@ -146,7 +148,7 @@ class RedisModelStore implements ModelStore {
       return;
     }
     const ttlMs = expiresAt === undefined ? undefined : expiresAt - now;
-    const { grantId, uid, userCode } = indexedFields(payload);
+    const { grantId, uid, userCode, clientId } = indexedFields(payload);
     const key = this.#recordKey(model, id);
 
     // Lookups and grant membership first, the record last: a failure in between leaves
@@ -157,6 +159,9 @@ class RedisModelStore implements ModelStore {
       grantId === undefined
         ? undefined
         : ADD_TO_GRANT.run(this.#redis, [this.#grantKey(grantId)], [`${model}:${id}`, ttlMs ?? 0]),
+      clientId === undefined
+        ? undefined
+        : ADD_TO_CLIENT.run(this.#redis, [this.#clientKey(clientId)], [`${model}:${id}`, expiresAt ?? 'inf', now]),
     ]);
 
     // HSET keeps an existing `consumed` field: a consumed id stays consumed when re-saved.
@@ -194,19 +199,28 @@ class RedisModelStore implements ModelStore {
     await this.#remove(model, id);
   }
 
-  /** Removes a record, with its lookups and grant entry; with `ofGrant`, only while it carries that grant. */
-  async #remove(model: ModelName, id: string, ofGrant?: string): Promise<void> {
+  /**
+   * Removes a record, with its lookups and index entries; with `carrying`, only while the
+   * record still carries that grantId / clientId (it may have been re-saved since it was
+   * listed).
+   */
+  async #remove(model: ModelName, id: string, carrying?: { grantId?: string; clientId?: string }): Promise<void> {
     const key = this.#recordKey(model, id);
     const stored = await this.#redis.hget(key, 'payload');
     const fields = stored === null ? {} : indexedFields(parsePayload(stored, key));
-    if (ofGrant !== undefined && stored !== null && fields.grantId !== ofGrant) return;
-    // The record grants access, so it goes first; its lookups and grant entry follow.
+    if (stored !== null && carrying !== undefined) {
+      if (carrying.grantId !== undefined && fields.grantId !== carrying.grantId) return;
+      if (carrying.clientId !== undefined && fields.clientId !== carrying.clientId) return;
+    }
+    // The record grants access, so it goes first; its lookups and index entries follow.
     await this.#redis.del(key);
-    const { grantId, uid, userCode } = fields;
+    const { grantId, uid, userCode, clientId } = fields;
+    const member = `${model}:${id}`;
     await Promise.all([
       uid === undefined ? undefined : DELETE_IF_EQUAL.run(this.#redis, [this.#uidKey(model, uid)], [id]),
       userCode === undefined ? undefined : DELETE_IF_EQUAL.run(this.#redis, [this.#userCodeKey(model, userCode)], [id]),
-      grantId === undefined ? undefined : this.#redis.srem(this.#grantKey(grantId), `${model}:${id}`),
+      grantId === undefined ? undefined : this.#redis.srem(this.#grantKey(grantId), member),
+      clientId === undefined ? undefined : this.#redis.zrem(this.#clientKey(clientId), member),
     ]);
   }
 
@@ -217,16 +231,25 @@ class RedisModelStore implements ModelStore {
   async revokeByGrantId(grantId: string): Promise<void> {
     const grantKey = this.#grantKey(grantId);
     const members = await this.#redis.smembers(grantKey);
-    await Promise.all(
-      members.map(async (member) => {
-        const separator = member.indexOf(':');
-        const model = member.slice(0, separator);
-        if (!isModelName(model)) throw new CorruptRecordError(grantKey, `member ${JSON.stringify(member)}`);
-        // A member re-saved under another grant since it joined this set is not revoked.
-        await this.#remove(model, member.slice(separator + 1), grantId);
-      }),
-    );
+    // A member re-saved under another grant since it joined this set is not revoked.
+    await Promise.all(members.map((member) => this.#removeMember(grantKey, member, { grantId })));
     if (members.length > 0) await this.#redis.srem(grantKey, ...members);
+  }
+
+  /** Same order as revokeByGrantId: records first, then their index entries. */
+  async revokeByClientId(clientId: string, models?: readonly ModelName[]): Promise<void> {
+    const clientKey = this.#clientKey(clientId);
+    const listed = await this.#redis.zrange(clientKey, '0', '-1');
+    const members = models === undefined ? listed : listed.filter((member) => models.some((m) => member.startsWith(`${m}:`)));
+    await Promise.all(members.map((member) => this.#removeMember(clientKey, member, { clientId })));
+    if (members.length > 0) await this.#redis.zrem(clientKey, ...members);
+  }
+
+  async #removeMember(indexKey: string, member: string, carrying: { grantId?: string; clientId?: string }): Promise<void> {
+    const separator = member.indexOf(':');
+    const model = member.slice(0, separator);
+    if (!isModelName(model)) throw new CorruptRecordError(indexKey, `member ${JSON.stringify(member)}`);
+    await this.#remove(model, member.slice(separator + 1), carrying);
   }
 
   async #setIndex(key: string, id: string, ttlMs: number | undefined): Promise<void> {
@@ -261,6 +284,10 @@ class RedisModelStore implements ModelStore {
 
   #grantKey(grantId: string): string {
     return `${this.#prefix}:{${this.#ns}:${grantId}}:grant`;
+  }
+
+  #clientKey(clientId: string): string {
+    return `${this.#prefix}:{${this.#ns}:${clientId}}:client`;
   }
 }
 

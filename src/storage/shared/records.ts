@@ -36,15 +36,20 @@ export function epochSeconds(now: number): number {
 }
 
 /** oidc-provider payload fields that the stores index for lookups. */
-export function indexedFields(payload: { grantId?: unknown; uid?: unknown; userCode?: unknown }): {
+export interface IndexedFields {
   grantId?: string;
   uid?: string;
   userCode?: string;
-} {
-  const fields: { grantId?: string; uid?: string; userCode?: string } = {};
+  /** Tokens, codes, grants and registration access tokens name their client (revokeByClientId). */
+  clientId?: string;
+}
+
+export function indexedFields(payload: { grantId?: unknown; uid?: unknown; userCode?: unknown; clientId?: unknown }): IndexedFields {
+  const fields: IndexedFields = {};
   if (typeof payload.grantId === 'string') fields.grantId = payload.grantId;
   if (typeof payload.uid === 'string') fields.uid = payload.uid;
   if (typeof payload.userCode === 'string') fields.userCode = payload.userCode;
+  if (typeof payload.clientId === 'string') fields.clientId = payload.clientId;
   return fields;
 }
 
