@@ -38,6 +38,24 @@ export async function revokeGrantEverywhere(stores: ModelStores, grantId: string
   await Promise.all(distinctStores(stores).map((store) => store.revokeByGrantId(grantId)));
 }
 
+/** Removes what was issued to a client (or only the given models of it) from both stores. */
+export async function revokeClientEverywhere(stores: ModelStores, clientId: string, models?: readonly ModelName[]): Promise<void> {
+  await Promise.all(distinctStores(stores).map((store) => store.revokeByClientId(clientId, models)));
+}
+
+/**
+ * Deletes a client and everything issued to it: RFC 7592 DELETE (through the adapter below),
+ * the sweeper of unused clients, operators. Tokens go first, while the client still exists:
+ * a token that outlives its client breaks oidc-provider's introspection (it looks the
+ * client up and reads a property of undefined: a 500, lib/actions/introspection.js). The
+ * second pass takes what a request in flight issued between the first pass and the delete.
+ */
+export async function removeClientEverywhere(stores: ModelStores, clientId: string): Promise<void> {
+  await revokeClientEverywhere(stores, clientId);
+  await stores.durable.destroy('Client', clientId);
+  await revokeClientEverywhere(stores, clientId);
+}
+
 /**
  * A store that cannot be reached becomes oidc-provider's temporarily_unavailable with 503
  * (RFC 6749 §4.1.2.1, §5.2 usage): it renders as OAuth error JSON (or an error redirect at
@@ -95,8 +113,10 @@ class RoutedAdapter implements Adapter {
     throw new errors.InvalidGrant(`${this.#model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
   }
 
+  /** oidc-provider destroys a Client only for RFC 7592 DELETE: its tokens and grants go with it. */
   async destroy(id: string): Promise<void> {
-    await guarded(() => this.#store.destroy(this.#model, id));
+    if (this.#model === 'Client') await guarded(() => removeClientEverywhere(this.#stores, id));
+    else await guarded(() => this.#store.destroy(this.#model, id));
   }
 
   /** A grant's models may sit in both stores; revoking it clears both. */

@@ -52,6 +52,27 @@ describe('the oidc-provider adapter router', () => {
     expect(await adapter('AccessToken').find('a1')).toBeUndefined();
   });
 
+  it('deletes a Client with everything issued to it, in both stores (RFC 7592 DELETE)', async () => {
+    const stores = twoStores();
+    const adapter = createAdapterFactory(stores);
+    await adapter('Client').upsert('c1', { client_id: 'c1' });
+    await adapter('Client').upsert('c2', { client_id: 'c2' });
+    await adapter('AuthorizationCode').upsert('code', { clientId: 'c1', grantId: 'g' }, 60);
+    await adapter('AccessToken').upsert('a1', { clientId: 'c1', grantId: 'g', accountId: 'u' }, 60);
+    await adapter('Grant').upsert('g', { clientId: 'c1', accountId: 'u' }, 60);
+    await adapter('RegistrationAccessToken').upsert('rat', { clientId: 'c1' });
+    await adapter('AccessToken').upsert('a2', { clientId: 'c2', accountId: 'u' }, 60);
+
+    await adapter('Client').destroy('c1');
+
+    expect(await adapter('Client').find('c1')).toBeUndefined();
+    for (const [model, id] of [['AuthorizationCode', 'code'], ['AccessToken', 'a1'], ['Grant', 'g'], ['RegistrationAccessToken', 'rat']] as const) {
+      expect(await adapter(model).find(id), model).toBeUndefined();
+    }
+    expect(await adapter('Client').find('c2')).toBeDefined();
+    expect(await adapter('AccessToken').find('a2')).toBeDefined();
+  });
+
   it('refuses a model name oidc-provider does not have', () => {
     expect(() => createAdapterFactory(twoStores())('NotAModel')).toThrow(/unknown model/);
   });
