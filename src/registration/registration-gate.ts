@@ -6,6 +6,7 @@ import type { PolicyHooks } from '../policy/hooks.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 import { OIDC_SCOPES, type TenantSettings } from '../tenants/tenant-settings.ts';
 import { validateClientMetadata, type ClientMetadata } from './client-metadata.ts';
+import { acceptEchoedClientSecret } from './client-secrets.ts';
 import { verifySoftwareStatement } from './software-statement.ts';
 
 export type RegistrationRequestKind = 'create' | 'update';
@@ -60,7 +61,19 @@ export async function gateRegistration(
   kind: RegistrationRequestKind,
   policy: PolicyHooks,
 ): Promise<void> {
-  const body = await readJsonObjectBody(ctx);
-  const metadata = await checkRegistration(body, kind, runtime.tenantId, runtime.settings, policy);
-  (ctx.req as IncomingMessage & { body?: unknown }).body = metadata;
+  const metadata = await checkRegistration(await readJsonObjectBody(ctx), kind, runtime.tenantId, runtime.settings, policy);
+  const clientId = kind === 'update' ? decodeURIComponent(ctx.path.split('/').pop() ?? '') : undefined;
+  const body = clientId === undefined ? metadata : await withEchoedSecretAccepted(runtime, clientId, metadata);
+  (ctx.req as IncomingMessage & { body?: unknown }).body = body;
+}
+
+/** See acceptEchoedClientSecret: reads the stored client only when the update echoes a secret. */
+async function withEchoedSecretAccepted(
+  runtime: TenantRuntime,
+  clientId: string,
+  metadata: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  if (typeof metadata['client_secret'] !== 'string') return metadata;
+  const stored = await runtime.provider.Client.find(clientId);
+  return acceptEchoedClientSecret(metadata, stored?.clientSecret);
 }

@@ -1,4 +1,5 @@
 import { errors, type Adapter, type AdapterFactory } from 'oidc-provider';
+import { protectStoredClientSecret } from '../registration/client-secrets.ts';
 import type { ModelName, ModelStore, Payload } from './model-store.ts';
 import { MODEL_NAMES } from './model-store.ts';
 import { isStoreUnavailable } from './unavailable.ts';
@@ -84,8 +85,10 @@ class RoutedAdapter implements Adapter {
     this.#store = EPHEMERAL_MODELS.has(model) ? stores.ephemeral : stores.durable;
   }
 
+  /** A Client's secret is stored as a digest where it is only ever compared (client-secrets.ts). */
   async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
-    await guarded(() => this.#store.upsert(this.#model, id, payload, expiresIn));
+    const stored = this.#model === 'Client' ? protectStoredClientSecret(payload) : payload;
+    await guarded(() => this.#store.upsert(this.#model, id, stored, expiresIn));
   }
 
   async find(id: string): Promise<Payload | undefined> {

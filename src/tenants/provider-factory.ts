@@ -1,6 +1,7 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
+import { protectClientSecrets } from '../registration/client-secrets.ts';
 import {
   CIMD_FETCH_RESPONSE_BODY_LIMITS,
   clientIdMetadataDocumentFeature,
@@ -177,6 +178,7 @@ export function createTenantProvider(input: TenantProviderInput): Provider {
   const provider = new Provider(input.issuer, providerConfiguration(input));
   // Forwarding headers reaching the provider are always ours (src/http/tenant-mount.ts).
   provider.proxy = true;
+  protectClientSecrets(provider);
   // A path or method no route matches would get Koa's plain-text 404; answer it in the same
   // OAuth error JSON as every other error.
   provider.use(async (ctx, next) => {
