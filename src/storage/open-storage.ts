@@ -12,6 +12,9 @@ import { createMemoryTenantStore } from '../tenants/tenant-store.memory.ts';
 import { createMongoTenantStore } from '../tenants/tenant-store.mongo.ts';
 import type { TenantStore } from '../tenants/tenant-store.ts';
 import { createMemoryDocumentCache, createRedisDocumentCache, type DocumentCache } from '../registration/cimd/document-cache.ts';
+import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
+import { createMemoryRegistrationAbuseStore } from '../registration/abuse/abuse-store.memory.ts';
+import { createRedisRegistrationAbuseStore } from '../registration/abuse/abuse-store.redis.ts';
 import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
 import type { ModelStores } from './oidc-adapter.ts';
@@ -27,6 +30,8 @@ export interface Storage {
   signingKeys: SigningKeyStore;
   /** Fetched Client ID Metadata Documents, shared by every node (Redis) where there is Redis. */
   documentCache: DocumentCache;
+  /** Rate limits, maximum and last use of self-registered clients: Redis where there is Redis, else per process. */
+  registrationAbuse: RegistrationAbuseStore;
   /** True when every server behind the storage answers. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -50,6 +55,7 @@ function openMemory(): Storage {
     users: createAccountService({ users: createMemoryUserStore() }),
     signingKeys: createMemorySigningKeyStore(),
     documentCache: createMemoryDocumentCache(),
+    registrationAbuse: createMemoryRegistrationAbuseStore(),
     ping: async () => true,
     close: async () => {},
   };
@@ -70,6 +76,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
 
     let ephemeral: ((tenant: string) => ModelStores['ephemeral']) | undefined;
     let documentCache: DocumentCache = createMemoryDocumentCache();
+    let registrationAbuse = createMemoryRegistrationAbuseStore();
     if (settings.redisUrl) {
       redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
@@ -83,6 +90,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       const stores = createRedisModelStores(redis, { keyPrefix: settings.redisPrefix });
       ephemeral = (tenant) => stores.forNamespace(tenant);
       documentCache = createRedisDocumentCache(redis, { prefix: settings.redisPrefix });
+      registrationAbuse = createRedisRegistrationAbuseStore(redis, { keyPrefix: settings.redisPrefix });
     }
     const connectedRedis = redis;
     return {
@@ -95,6 +103,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       users: createAccountService({ users: createMongoUserStore(db) }),
       signingKeys,
       documentCache,
+      registrationAbuse,
       async ping() {
         await db.command({ ping: 1 });
         if (connectedRedis) await connectedRedis.ping();
