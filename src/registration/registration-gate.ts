@@ -1,12 +1,18 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
+import type { Client } from 'oidc-provider';
 import { InvalidSoftwareStatementError, RegistrationRefusedError } from '../errors/errors.ts';
 import { readJsonObjectBody } from '../http/request-body.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
+import { revokeClientEverywhere, type ModelStores } from '../storage/oidc-adapter.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 import { OIDC_SCOPES, type TenantSettings } from '../tenants/tenant-settings.ts';
-import { validateClientMetadata, type ClientMetadata } from './client-metadata.ts';
+import type { RegistrationAbuseStore } from './abuse/abuse-store.ts';
+import { assignClientId, newClientId } from './abuse/assigned-client-id.ts';
+import { claimRegistration } from './abuse/idempotent-registration.ts';
+import { admitSelfRegisteredClient, enforceRegistrationRate } from './abuse/registration-limits.ts';
 import { acceptEchoedClientSecret } from './client-secrets.ts';
+import { validateClientMetadata, type ClientMetadata } from './client-metadata.ts';
 import { verifySoftwareStatement } from './software-statement.ts';
 
 export type RegistrationRequestKind = 'create' | 'update';
@@ -51,9 +57,24 @@ export async function checkRegistration(
   return metadata;
 }
 
+/** What the gate needs besides the tenant: the policy hooks and the self-registration stores. */
+export interface RegistrationGateDeps {
+  policy: PolicyHooks;
+  abuse: RegistrationAbuseStore;
+  modelStores(tenant: string): ModelStores;
+}
+
+/** RFC 7592 client configuration endpoint, below the registration endpoint. */
+const CLIENT_PATH = /^\/reg\/([^/]+)$/;
+
+/** oidc-provider reads req.body when the stream was already consumed. */
+function handOverBody(ctx: Context, body: Record<string, unknown>): void {
+  (ctx.req as IncomingMessage & { body?: unknown }).body = body;
+}
+
 /**
- * Reads and checks a registration request, then leaves the checked metadata as the parsed
- * body for oidc-provider (which reads req.body when the stream was already consumed).
+ * The checks alone, without the abuse limits and books: what src/http/app.ts called before
+ * guardRegistration. Kept until app.ts calls guardRegistration; then it goes.
  */
 export async function gateRegistration(
   ctx: Context,
@@ -63,8 +84,7 @@ export async function gateRegistration(
 ): Promise<void> {
   const metadata = await checkRegistration(await readJsonObjectBody(ctx), kind, runtime.tenantId, runtime.settings, policy);
   const clientId = kind === 'update' ? decodeURIComponent(ctx.path.split('/').pop() ?? '') : undefined;
-  const body = clientId === undefined ? metadata : await withEchoedSecretAccepted(runtime, clientId, metadata);
-  (ctx.req as IncomingMessage & { body?: unknown }).body = body;
+  handOverBody(ctx, clientId === undefined ? metadata : await withEchoedSecretAccepted(runtime, clientId, metadata));
 }
 
 /** See acceptEchoedClientSecret: reads the stored client only when the update echoes a secret. */
@@ -76,4 +96,109 @@ async function withEchoedSecretAccepted(
   if (typeof metadata['client_secret'] !== 'string') return metadata;
   const stored = await runtime.provider.Client.find(clientId);
   return acceptEchoedClientSecret(metadata, stored?.clientSecret);
+}
+
+/**
+ * Registration requests (RFC 7591 at /reg, RFC 7592 at /reg/<client_id>) pass through here
+ * on their way to oidc-provider (`handOver`): the gate checks them first and keeps the books
+ * of self-registered clients after oidc-provider answered.
+ */
+export async function guardRegistration(
+  ctx: Context,
+  runtime: TenantRuntime,
+  innerPath: string,
+  deps: RegistrationGateDeps,
+  handOver: () => Promise<void>,
+): Promise<void> {
+  const clientPath = CLIENT_PATH.exec(innerPath);
+  if (innerPath === '/reg' && ctx.method === 'POST') return registerClient(ctx, runtime, deps, handOver);
+  if (clientPath && ctx.method === 'PUT') return updateClient(ctx, runtime, decodeURIComponent(clientPath[1] ?? ''), deps, handOver);
+  await handOver();
+  if (clientPath && ctx.method === 'DELETE' && ctx.res.statusCode === 204) {
+    // The client, its tokens and grants are gone (storage/oidc-adapter.ts): free its place.
+    await deps.abuse.forgetClient(runtime.tenantId, decodeURIComponent(clientPath[1] ?? ''));
+  }
+}
+
+/**
+ * RFC 7591 registration: the rate limit, the checks, then either the existing client
+ * (idempotent re-registration of a public client) or a new one admitted under the tenant's
+ * maximum. The new client's id is chosen here, so it can be claimed and admitted first;
+ * whatever oidc-provider refuses is released again.
+ */
+async function registerClient(
+  ctx: Context,
+  runtime: TenantRuntime,
+  deps: RegistrationGateDeps,
+  handOver: () => Promise<void>,
+): Promise<void> {
+  const { tenantId, settings } = runtime;
+  const { limits } = settings.registration;
+  await enforceRegistrationRate(deps.abuse, tenantId, ctx.ip, limits);
+  const metadata = await checkRegistration(await readJsonObjectBody(ctx), 'create', tenantId, settings, deps.policy);
+
+  const clientId = newClientId();
+  let fingerprint: string | undefined;
+  if (metadata.token_endpoint_auth_method === 'none') {
+    const outcome = await claimRegistration(
+      { abuse: deps.abuse, findClient: (id) => runtime.provider.Client.find(id) },
+      tenantId,
+      metadata,
+      clientId,
+    );
+    if (outcome.kind === 'existing') return answerWithExistingClient(ctx, runtime, deps.modelStores(tenantId), outcome.client);
+    fingerprint = outcome.fingerprint;
+  }
+
+  let created = false;
+  try {
+    await admitSelfRegisteredClient(deps.abuse, tenantId, clientId, limits, fingerprint);
+    assignClientId(ctx.req, clientId);
+    handOverBody(ctx, metadata);
+    await handOver();
+    created = ctx.res.statusCode === 201;
+  } finally {
+    if (!created) {
+      await deps.abuse.forgetClient(tenantId, clientId);
+      if (fingerprint !== undefined) await deps.abuse.releaseFingerprint(tenantId, fingerprint, clientId);
+    }
+  }
+}
+
+/**
+ * The answer to a re-registration with identical metadata: 201 and the registration
+ * response of the existing client (RFC 7591 §3.2.1), with a new registration access token.
+ * The earlier tokens of that client are revoked first, so one is valid at a time, as after
+ * an RFC 7592 update (two re-registrations racing may leave both of theirs valid).
+ */
+async function answerWithExistingClient(ctx: Context, runtime: TenantRuntime, stores: ModelStores, client: Client): Promise<void> {
+  await revokeClientEverywhere(stores, client.clientId, ['RegistrationAccessToken']);
+  const token = new runtime.provider.RegistrationAccessToken();
+  token.clientId = client.clientId;
+  const registrationAccessToken = await token.save();
+  ctx.status = 201;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = {
+    ...client.metadata(),
+    registration_client_uri: `${runtime.issuer}/reg/${encodeURIComponent(client.clientId)}`,
+    registration_access_token: registrationAccessToken,
+  };
+}
+
+/**
+ * RFC 7592 update: the same checks as a registration. A client whose metadata changed no
+ * longer answers re-registrations with its old metadata, so its fingerprint is released.
+ */
+async function updateClient(
+  ctx: Context,
+  runtime: TenantRuntime,
+  clientId: string,
+  deps: RegistrationGateDeps,
+  handOver: () => Promise<void>,
+): Promise<void> {
+  const { tenantId, settings } = runtime;
+  const metadata = await checkRegistration(await readJsonObjectBody(ctx), 'update', tenantId, settings, deps.policy);
+  handOverBody(ctx, await withEchoedSecretAccepted(runtime, clientId, metadata));
+  await handOver();
+  if (ctx.res.statusCode === 200) await deps.abuse.detachFingerprint(tenantId, clientId);
 }

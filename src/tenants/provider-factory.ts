@@ -1,6 +1,7 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
+import { assignedClientId } from '../registration/abuse/assigned-client-id.ts';
 import { protectClientSecrets } from '../registration/client-secrets.ts';
 import {
   CIMD_FETCH_RESPONSE_BODY_LIMITS,
@@ -124,6 +125,8 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         enabled: settings.registration.mode !== 'closed',
         initialAccessToken: settings.registration.mode === 'initial-access-token',
         issueRegistrationAccessToken: true,
+        // The registration gate chooses the id first (src/registration/abuse/assigned-client-id.ts).
+        idFactory: assignedClientId,
       },
       registrationManagement: {
         enabled: settings.registration.mode !== 'closed',
