@@ -15,7 +15,7 @@ const MAX_REMEMBERED = 10_000;
  * every successful token request (oidc-provider's grant.success: authorization code,
  * refresh, client credentials) moves the client's last use. One Redis ZADD XX, at most once
  * per client per `minIntervalMs` per process: the sweeper counts in days. A failure to
- * record is reported, never turned into a failed token request.
+ * record is reported (`onError`), never turned into a failed token request.
  */
 export function watchClientUse(
   provider: Provider,
@@ -35,9 +35,8 @@ export function watchClientUse(
     if (last !== undefined && at - last < minIntervalMs) return;
     if (recorded.size >= MAX_REMEMBERED) recorded.clear();
     recorded.set(clientId, at);
-    abuse.recordUse(tenantId, clientId, at).catch((error: unknown) => {
-      recorded.delete(clientId);
-      onError(error);
-    });
+    // A failure is retried after the same interval, so an unreachable Redis is reported
+    // once per client and interval, not on every token request.
+    abuse.recordUse(tenantId, clientId, at).catch(onError);
   });
 }
