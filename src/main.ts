@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   ];
   if (running.demo) {
     const d = running.demo;
+    const secret = d.serviceClientSecret ?? '(set on first start; CASTELLAN_DEMO_CLIENT_SECRET pins it)';
     lines.push(
       '',
       `Demo tenant "${d.tenant}":`,
@@ -33,11 +34,11 @@ async function main(): Promise<void> {
       `  metadata (RFC 8414):  ${base}/.well-known/oauth-authorization-server/t/${d.tenant}`,
       `  OIDC discovery:       ${base}/.well-known/openid-configuration/t/${d.tenant}`,
       `  public client:        ${d.agentClientId} (auth code + PKCE, redirect http://127.0.0.1:<any port>/callback)`,
-      `  confidential client:  ${d.serviceClientId} / secret ${d.serviceClientSecret}`,
+      `  confidential client:  ${d.serviceClientId} / secret ${secret}`,
       `  user:                 ${d.userLogin} / ${d.userPassword ?? '(set on first start; CASTELLAN_DEMO_USER_PASSWORD pins it)'}`,
       '',
       'Try it:',
-      `  curl -s -u ${d.serviceClientId}:${d.serviceClientSecret} -d grant_type=client_credentials \\`,
+      `  curl -s -u ${d.serviceClientId}:${d.serviceClientSecret ?? '$SECRET'} -d grant_type=client_credentials \\`,
       `    -d resource=http://localhost:3001/mcp -d scope=notes:read ${base}/t/${d.tenant}/token`,
       '',
     );

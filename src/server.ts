@@ -12,6 +12,7 @@ import { loadPolicyHooks } from './policy/load-policy.ts';
 import { openStorage, type Storage } from './storage/open-storage.ts';
 import { deriveCookieKeys } from './tenants/cookie-keys.ts';
 import { TenantRegistry } from './tenants/tenant-registry.ts';
+import { startUnusedClientSweeper } from './registration/abuse/unused-clients.ts';
 import { newTenantSchema } from './tenants/tenant-store.ts';
 
 export interface RunningCastellan {
@@ -64,6 +65,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       },
       policy,
       cookieKeys: (tenant) => deriveCookieKeys(cookieSecret, tenant),
+      registrationAbuse: storage.registrationAbuse,
       documentCache: storage.documentCache,
       fetchCa: settings.fetchCaFile ? await readCaFile(settings.fetchCaFile) : undefined,
       log,
@@ -94,8 +96,16 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       tenants,
       checkPassword: (tenant, login, password) => storage.users.verifyPassword(tenant, login, password),
       policy,
+      registrationAbuse: storage.registrationAbuse,
+      modelStores: (tenant) => storage.modelStores(tenant),
       log,
       ready: () => storage.ping(),
+    });
+    const sweeper = startUnusedClientSweeper({
+      abuse: storage.registrationAbuse,
+      modelStores: (tenant) => storage.modelStores(tenant),
+      unusedClientDays: async (tenant) => (await tenants.get(tenant).catch(() => undefined))?.settings.registration.limits.unusedClientDays,
+      onError: (err) => log.warn({ err }, 'sweep of unused self-registered clients failed'),
     });
     const server = app.listen(settings.port, settings.host);
     await once(server, 'listening');
@@ -109,6 +119,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       demo,
       async close() {
         server.closeAllConnections();
+        await sweeper.stop();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await storage.close();
       },

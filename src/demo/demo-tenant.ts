@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { LoginTakenError } from '../accounts/user-store.ts';
+import { hashClientSecret, isHashedClientSecret } from '../registration/client-secrets.ts';
 import type { ModelStore } from '../storage/model-store.ts';
 import type { TenantSettingsInput } from '../tenants/tenant-settings.ts';
 
@@ -34,7 +35,8 @@ export interface DemoCredentials {
   tenant: string;
   agentClientId: string;
   serviceClientId: string;
-  serviceClientSecret: string;
+  /** Known when this start generated it or was given it: the store keeps only its digest. */
+  serviceClientSecret: string | undefined;
   userLogin: string;
   /** Known only when this start created the user or was given the password. */
   userPassword: string | undefined;
@@ -70,10 +72,13 @@ export async function seedDemoTenant(
 
   const existingService = await ports.clients.find('Client', DEMO_SERVICE_CLIENT_ID);
   const existingSecret = typeof existingService?.client_secret === 'string' ? existingService.client_secret : undefined;
-  const serviceClientSecret = options.clientSecret ?? existingSecret ?? secret();
+  // Stored as a digest (src/registration/client-secrets.ts), like every compared-only secret:
+  // a later start knows the secret only when it is pinned (or was stored in plaintext before).
+  const readable = existingSecret !== undefined && !isHashedClientSecret(existingSecret) ? existingSecret : undefined;
+  const serviceClientSecret = options.clientSecret ?? readable ?? (existingSecret === undefined ? secret() : undefined);
   await ports.clients.upsert('Client', DEMO_SERVICE_CLIENT_ID, {
     client_id: DEMO_SERVICE_CLIENT_ID,
-    client_secret: serviceClientSecret,
+    client_secret: serviceClientSecret === undefined ? existingSecret : hashClientSecret(serviceClientSecret),
     client_name: 'Demo service',
     grant_types: ['client_credentials'],
     response_types: [],

@@ -138,7 +138,9 @@ export class RegistrationRefusedError extends CastellanError {
 export class TooManyRequestsError extends CastellanError {
   readonly code = 'TOO_MANY_REQUESTS';
   readonly status = 429;
-  readonly oauthError = 'slow_down';
+  // Not slow_down (RFC 8628 device polling): the MCP SDK knows too_many_requests and
+  // surfaces it as such instead of a generic server error.
+  readonly oauthError = 'too_many_requests';
   override readonly headers: Readonly<Record<string, string>>;
   constructor(message: string, retryAfterSeconds: number) {
     super(message);

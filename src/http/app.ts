@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
 import { handleInteraction, type PasswordCheck } from '../interactions/interaction-routes.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
-import { gateRegistration } from '../registration/registration-gate.ts';
+import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
+import { guardRegistration } from '../registration/registration-gate.ts';
+import type { ModelStores } from '../storage/oidc-adapter.ts';
 import type { TenantRegistry } from '../tenants/tenant-registry.ts';
 import { registrationCors } from './cors.ts';
 import { errorHandler } from './error-handler.ts';
@@ -17,6 +19,9 @@ export interface AppDeps {
   tenants: TenantRegistry;
   checkPassword: PasswordCheck;
   policy: PolicyHooks;
+  /** Abuse limits and books of self-registered clients. */
+  registrationAbuse: RegistrationAbuseStore;
+  modelStores: (tenant: string) => ModelStores;
   log: Logger;
   /** Answers whether storage is reachable, for /readyz. */
   ready: () => Promise<boolean>;
@@ -66,8 +71,8 @@ export function createApp(deps: AppDeps): Koa {
       }
       if (runtime.settings.registration.mode !== 'closed' && (rest === '/reg' || REGISTRATION_CLIENT_PATH.test(rest))) {
         if (registrationCors(ctx)) return;
-        if (ctx.method === 'POST' && rest === '/reg') await gateRegistration(ctx, runtime, 'create', deps.policy);
-        else if (ctx.method === 'PUT' && REGISTRATION_CLIENT_PATH.test(rest)) await gateRegistration(ctx, runtime, 'update', deps.policy);
+        const gateDeps = { policy: deps.policy, abuse: deps.registrationAbuse, modelStores: deps.modelStores };
+        return guardRegistration(ctx, runtime, rest, gateDeps, () => handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy));
       }
       return handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy);
     }

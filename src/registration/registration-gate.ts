@@ -4,7 +4,7 @@ import type { Client } from 'oidc-provider';
 import { InvalidSoftwareStatementError, RegistrationRefusedError } from '../errors/errors.ts';
 import { readJsonObjectBody } from '../http/request-body.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
-import { revokeClientEverywhere, type ModelStores } from '../storage/oidc-adapter.ts';
+import type { ModelStores } from '../storage/oidc-adapter.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 import { OIDC_SCOPES, type TenantSettings } from '../tenants/tenant-settings.ts';
 import type { RegistrationAbuseStore } from './abuse/abuse-store.ts';
@@ -72,21 +72,6 @@ function handOverBody(ctx: Context, body: Record<string, unknown>): void {
   (ctx.req as IncomingMessage & { body?: unknown }).body = body;
 }
 
-/**
- * The checks alone, without the abuse limits and books: what src/http/app.ts called before
- * guardRegistration. Kept until app.ts calls guardRegistration; then it goes.
- */
-export async function gateRegistration(
-  ctx: Context,
-  runtime: TenantRuntime,
-  kind: RegistrationRequestKind,
-  policy: PolicyHooks,
-): Promise<void> {
-  const metadata = await checkRegistration(await readJsonObjectBody(ctx), kind, runtime.tenantId, runtime.settings, policy);
-  const clientId = kind === 'update' ? decodeURIComponent(ctx.path.split('/').pop() ?? '') : undefined;
-  handOverBody(ctx, clientId === undefined ? metadata : await withEchoedSecretAccepted(runtime, clientId, metadata));
-}
-
 /** See acceptEchoedClientSecret: reads the stored client only when the update echoes a secret. */
 async function withEchoedSecretAccepted(
   runtime: TenantRuntime,
@@ -146,7 +131,7 @@ async function registerClient(
       metadata,
       clientId,
     );
-    if (outcome.kind === 'existing') return answerWithExistingClient(ctx, runtime, deps.modelStores(tenantId), outcome.client);
+    if (outcome.kind === 'existing') return answerWithExistingClient(ctx, outcome.client);
     fingerprint = outcome.fingerprint;
   }
 
@@ -166,23 +151,16 @@ async function registerClient(
 }
 
 /**
- * The answer to a re-registration with identical metadata: 201 and the registration
- * response of the existing client (RFC 7591 §3.2.1), with a new registration access token.
- * The earlier tokens of that client are revoked first, so one is valid at a time, as after
- * an RFC 7592 update (two re-registrations racing may leave both of theirs valid).
+ * The answer to a re-registration with identical metadata: 201 and the existing client's
+ * registration (RFC 7591 §3.2.1) WITHOUT a registration access token. A public client's
+ * metadata is public, so handing out a management token here would let anyone who copies
+ * it change the redirect URIs of, or delete, a client many users share; the original
+ * registrant keeps the token it was given.
  */
-async function answerWithExistingClient(ctx: Context, runtime: TenantRuntime, stores: ModelStores, client: Client): Promise<void> {
-  await revokeClientEverywhere(stores, client.clientId, ['RegistrationAccessToken']);
-  const token = new runtime.provider.RegistrationAccessToken();
-  token.clientId = client.clientId;
-  const registrationAccessToken = await token.save();
+async function answerWithExistingClient(ctx: Context, client: Client): Promise<void> {
   ctx.status = 201;
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = {
-    ...client.metadata(),
-    registration_client_uri: `${runtime.issuer}/reg/${encodeURIComponent(client.clientId)}`,
-    registration_access_token: registrationAccessToken,
-  };
+  ctx.body = client.metadata();
 }
 
 /**

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { TenantNotFoundError } from '../errors/errors.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { DocumentCache } from '../registration/cimd/document-cache.ts';
+import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
+import { watchClientUse } from '../registration/abuse/client-usage.ts';
 import { createAdapterFactory, type ModelStores } from '../storage/oidc-adapter.ts';
 import { createTenantProvider, type AccountLookup } from './provider-factory.ts';
 import { isValidTenantId } from './tenant-store.ts';
@@ -38,6 +40,8 @@ export interface TenantRegistryDeps {
   accounts: (tenantId: string) => AccountLookup;
   policy: PolicyHooks;
   cookieKeys: (tenantId: string) => string[];
+  /** Where the last use of self-registered clients is recorded. */
+  registrationAbuse: RegistrationAbuseStore;
   documentCache: DocumentCache;
   fetchCa: string | Buffer | undefined;
   log: Logger;
@@ -139,6 +143,7 @@ export class TenantRegistry {
       fetchCa: this.#deps.fetchCa,
       onCimdRefused: (refusal) => this.#deps.log.info({ ...refusal, tenant: refusal.tenantId }, 'client ID metadata document refused'),
     });
+    watchClientUse(provider, tenantId, this.#deps.registrationAbuse, (err) => this.#deps.log.warn({ err, tenant: tenantId }, 'recording a client\'s use failed'));
     provider.on('server_error', (_ctx, err) => this.#deps.log.error({ err, tenant: tenantId }, 'oidc-provider server error'));
     const runtime: TenantRuntime = { tenantId, issuer, settings, provider, handle: provider.callback() };
     this.#cache.set(tenantId, { runtime, fingerprint, checkedAt: this.#now() });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { loadPolicyHooks, PolicyModuleError } from '../../src/policy/load-policy.ts';
 import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
 import { newBrowser, pkcePair, postToken, runCodeFlow } from '../support/oauth.ts';
@@ -35,6 +36,11 @@ describe('RFC 7591/7592 registration on FerretDB + Redis', () => {
   let publisherKey: CryptoKey;
   beforeAll(async () => {
     castellan = await startTestCastellan('mongo+redis', 'registration');
+    // This file registers far more than the demo tenant's 20 clients per address and hour.
+    await castellan.running.storage.tenants.update('demo', {
+      settings: { ...DEMO_TENANT_SETTINGS, registration: { mode: 'open', limits: { perIpPerHour: 1000 } } },
+    });
+    castellan.running.tenants.invalidate('demo');
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     publisherKey = privateKey;
     const { tenants } = castellan.running.storage;
@@ -113,13 +119,14 @@ describe('RFC 7591/7592 registration on FerretDB + Redis', () => {
   });
 
   it('reads, updates (rotating the registration access token) and deletes a client (RFC 7592)', async () => {
-    const created = (await register(castellan.issuer, publicClient)).body;
+    // A name of its own: identical public metadata would be an idempotent re-registration.
+    const created = (await register(castellan.issuer, { ...publicClient, client_name: 'Managed agent' })).body;
     const uri = String(created.registration_client_uri);
     const auth = (token: unknown) => ({ authorization: `Bearer ${String(token)}` });
 
     const read = await fetch(uri, { headers: auth(created.registration_access_token) });
     expect(read.status).toBe(200);
-    expect(await read.json()).toMatchObject({ client_id: created.client_id, client_name: 'Notes agent' });
+    expect(await read.json()).toMatchObject({ client_id: created.client_id, client_name: 'Managed agent' });
 
     const update = await fetch(uri, {
       method: 'PUT',
