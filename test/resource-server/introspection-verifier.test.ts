@@ -8,17 +8,8 @@ import {
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { postToken, runCodeFlow } from '../support/oauth.ts';
 import { freePort } from '../support/running-server.ts';
-import { countingFetch, MCP_RESOURCE, OPAQUE_RESOURCE, revoke, serviceToken } from './support.ts';
+import { countingFetch, MCP_RESOURCE, OPAQUE_RESOURCE, refusal, revoke, serviceToken } from './support.ts';
 
-async function refusal(promise: Promise<unknown>): Promise<InvalidTokenError | VerifierUnavailableError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof InvalidTokenError || error instanceof VerifierUnavailableError) return error;
-    throw error;
-  }
-  throw new Error('expected the token to be refused');
-}
 
 describe('opaque access tokens through introspection (RFC 7662) on a real Castellan, FerretDB + Redis', () => {
   let castellan: TestCastellan;

@@ -9,18 +9,8 @@ import {
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { freePort } from '../support/running-server.ts';
 import { postToken, runCodeFlow } from '../support/oauth.ts';
-import { addDemoResources, countingFetch, createOtherTenant, MCP_RESOURCE, OPAQUE_RESOURCE, serviceToken } from './support.ts';
+import { addDemoResources, countingFetch, createOtherTenant, MCP_RESOURCE, OPAQUE_RESOURCE, refusal, serviceToken } from './support.ts';
 
-/** What verifyAccessToken rejected with, for asserting codes. */
-async function refusal(promise: Promise<unknown>): Promise<InvalidTokenError | VerifierUnavailableError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof InvalidTokenError || error instanceof VerifierUnavailableError) return error;
-    throw error;
-  }
-  throw new Error('expected the token to be refused');
-}
 
 describe('JWT access tokens (RFC 9068) from a real Castellan on FerretDB + Redis', () => {
   let castellan: TestCastellan;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { InvalidTokenError, VerifierUnavailableError } from '../../src/resource-server/index.ts';
 import type { TestCastellan } from '../support/castellan.ts';
 import { basicAuth, postToken } from '../support/oauth.ts';
 
@@ -88,4 +89,15 @@ export async function startJwksServer(): Promise<{ url: string; keys: Array<Reco
   });
   const { port, close } = await listen(server);
   return { url: `http://127.0.0.1:${port}/jwks`, keys, close };
+}
+
+/** What a verifier rejected with, for asserting codes; anything but the kit's errors fails the test. */
+export async function refusal(promise: Promise<unknown>): Promise<InvalidTokenError | VerifierUnavailableError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof InvalidTokenError || error instanceof VerifierUnavailableError) return error;
+    throw error;
+  }
+  throw new Error('expected the token to be refused');
 }
