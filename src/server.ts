@@ -8,6 +8,7 @@ import { seedDemoTenant, type DemoCredentials } from './demo/demo-tenant.ts';
 import { createApp } from './http/app.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
+import { createLogAuditSink, type AuditSink } from './observability/audit.ts';
 import { loadPolicyHooks } from './policy/load-policy.ts';
 import { openStorage, type Storage } from './storage/open-storage.ts';
 import { deriveCookieKeys } from './tenants/cookie-keys.ts';
@@ -42,7 +43,12 @@ async function createConfiguredTenants(settings: Settings, storage: Storage, log
 }
 
 /** Wires settings, storage, keys, tenants and HTTP together and listens. */
-export async function startCastellan(settings: Settings, log: Logger): Promise<RunningCastellan> {
+export interface StartOptions {
+  /** Where audit events go; by default one structured log line each. */
+  audit?: AuditSink;
+}
+
+export async function startCastellan(settings: Settings, log: Logger, options: StartOptions = {}): Promise<RunningCastellan> {
   let kek = settings.keyEncryptionKey;
   if (!kek) {
     // Only reachable on the in-memory store (settings refuse MongoDB without a KEK).
@@ -50,6 +56,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
     log.warn('no CASTELLAN_KEY_ENCRYPTION_KEY configured: generated a throw-away one for this in-memory run');
   }
   const policy = await loadPolicyHooks(settings.policyModule);
+  const audit = options.audit ?? createLogAuditSink(log);
   const storage = await openStorage(settings, log);
   try {
     const keyring = createKeyring({ store: storage.signingKeys, wrapper: createLocalKeyWrapper(kek) });
@@ -67,6 +74,7 @@ export async function startCastellan(settings: Settings, log: Logger): Promise<R
       cookieKeys: (tenant) => deriveCookieKeys(cookieSecret, tenant),
       registrationAbuse: storage.registrationAbuse,
       documentCache: storage.documentCache,
+      audit,
       fetchCa: settings.fetchCaFile ? await readCaFile(settings.fetchCaFile) : undefined,
       log,
     });

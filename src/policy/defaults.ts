@@ -1,7 +1,14 @@
 import type { PolicyHooks, ResourceAccessDecision, ResourceAccessRequest } from './hooks.ts';
 
-/** Any client of the tenant may ask for any of a registered resource's scopes. */
+/**
+ * A client may ask for any of a resource's scopes, if the resource admits it: a resource
+ * with `allowedClients` admits only those.
+ */
 async function resourceAccess(request: ResourceAccessRequest): Promise<ResourceAccessDecision> {
+  const { allowedClients } = request.resource;
+  if (allowedClients && !allowedClients.includes(request.clientId)) {
+    return { allow: false, reason: `client ${request.clientId} may not get tokens for ${request.resource.uri}` };
+  }
   return { allow: true, scopes: request.resource.scopes };
 }
 
@@ -16,5 +23,8 @@ export const defaultPolicyHooks: PolicyHooks = {
   },
   async consent() {
     return 'remember';
+  },
+  async tokenExchange() {
+    return { allow: true };
   },
 };

@@ -37,6 +37,20 @@ export interface ConsentRequest {
  */
 export type ConsentDecision = 'remember' | 'every-time' | 'skip';
 
+export interface TokenExchangeRequest {
+  tenant: string;
+  /** The client asking, which becomes the outermost actor. */
+  clientId: string;
+  /** The subject the new token speaks for. */
+  subject: string;
+  audience: string;
+  /** The act claim the token will carry (undefined when the tenant allows impersonation). */
+  act: { sub: string; act?: unknown } | undefined;
+  depth: number;
+}
+
+export type TokenExchangeDecision = { allow: true } | { allow: false; reason: string };
+
 export interface PolicyHooks {
   /**
    * May this client get a token for this resource, and which scopes may such a token carry?
@@ -47,4 +61,9 @@ export interface PolicyHooks {
   acceptRegistration(request: RegistrationRequest): Promise<RegistrationDecision>;
   /** Whether the user is asked for consent, and whether the answer is remembered. */
   consent(request: ConsentRequest): Promise<ConsentDecision>;
+  /**
+   * Beyond the tenant's exchange rules (which client may exchange towards which audience,
+   * how deep a chain may grow): may this actor act for this subject here?
+   */
+  tokenExchange(request: TokenExchangeRequest): Promise<TokenExchangeDecision>;
 }

@@ -38,14 +38,19 @@ export function classifyRedirectUri(value: string): RedirectKind {
 
 const httpsUrl = z.string().max(2048).refine((v) => URL.parse(v)?.protocol === 'https:', 'must be an https URL');
 
-export const SUPPORTED_GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const SUPPORTED_GRANT_TYPES = [
+  'authorization_code',
+  'refresh_token',
+  'client_credentials',
+  'urn:ietf:params:oauth:grant-type:token-exchange',
+] as const;
 export const SUPPORTED_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 
 /** The members Castellan keeps; unknown members are ignored, not rejected (RFC 7591 §2). */
 const clientMetadataSchema = z.object({
   redirect_uris: z.array(z.string().max(2048)).max(20).optional(),
   post_logout_redirect_uris: z.array(z.string().max(2048)).max(20).optional(),
-  grant_types: z.array(z.enum(SUPPORTED_GRANT_TYPES)).min(1).max(3).optional(),
+  grant_types: z.array(z.enum(SUPPORTED_GRANT_TYPES)).min(1).max(4).optional(),
   response_types: z.array(z.enum(['code'])).max(1).optional(),
   token_endpoint_auth_method: z.enum(SUPPORTED_AUTH_METHODS).optional(),
   application_type: z.enum(['web', 'native']).optional(),
@@ -111,8 +116,10 @@ export function validateClientMetadata(input: unknown, rules: MetadataRules): Cl
   for (const uri of metadata.post_logout_redirect_uris ?? []) classifyRedirectUri(uri);
 
   const authMethod = metadata.token_endpoint_auth_method ?? 'client_secret_basic';
-  if (grantTypes.includes('client_credentials') && authMethod === 'none') {
-    throw new InvalidClientMetadataError('client_credentials needs an authenticated client (token_endpoint_auth_method other than none)');
+  for (const grant of ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] as const) {
+    if (grantTypes.includes(grant) && authMethod === 'none') {
+      throw new InvalidClientMetadataError(`${grant} needs an authenticated client (token_endpoint_auth_method other than none)`);
+    }
   }
   if (authMethod === 'private_key_jwt' && !metadata.jwks && !metadata.jwks_uri) {
     throw new InvalidClientMetadataError('private_key_jwt needs jwks or jwks_uri');

@@ -1,5 +1,8 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
+import type { JSONWebKeySet, JWK } from 'jose';
+import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-exchange/token-exchange-grant.ts';
+import type { AuditSink } from '../observability/audit.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import { assignedClientId } from '../registration/abuse/assigned-client-id.ts';
 import { protectClientSecrets } from '../registration/client-secrets.ts';
@@ -12,6 +15,7 @@ import {
 import type { DocumentCache } from '../registration/cimd/document-cache.ts';
 import { registrableScopes } from '../registration/registration-gate.ts';
 import { consentGrantLoader } from './consent-grant.ts';
+import { resourceServerFor } from './resource-servers.ts';
 import { OIDC_SCOPES, type TenantSettings } from './tenant-settings.ts';
 
 export interface AccountClaims {
@@ -37,6 +41,7 @@ export interface TenantProviderInput {
   /** Extra CA certificates trusted for outbound fetches (private PKI, tests). */
   fetchCa: string | Buffer | undefined;
   onCimdRefused: CimdRefusalListener;
+  audit: AuditSink;
 }
 
 /** Standard claims released per scope (OIDC Core §5.4). */
@@ -49,7 +54,6 @@ const CLAIMS_BY_SCOPE = {
 /** Builds the oidc-provider configuration of one tenant: only features that really work. */
 export function providerConfiguration(input: TenantProviderInput): Configuration {
   const { settings, policy, tenantId } = input;
-  const resources = new Map(settings.resources.map((r) => [r.uri, r]));
   const tenantName = settings.displayName ?? tenantId;
 
   const cimdInput = { tenantId, settings: settings.clientIdMetadataDocuments, allowedScopes: registrableScopes(settings) };
@@ -94,7 +98,8 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       IdToken: settings.ttl.idToken,
       Interaction: settings.ttl.interaction,
       Session: settings.ttl.session,
-      Grant: settings.ttl.grant,
+      // An exchange's grant lives as long as the token it backs, not like a user's consent.
+      Grant: (ctx) => (ctx?.oidc?.params?.grant_type === TOKEN_EXCHANGE_GRANT ? longestAccessTokenTtl(settings) : settings.ttl.grant),
       RefreshToken: settings.ttl.refreshToken,
     },
     // Rotate on every use; reuse of a rotated one revokes the grant (oidc-provider + our consume).
@@ -142,28 +147,17 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         // after an authorization that named one is for that resource.
         defaultResource: async (_ctx, _client, oneOf) => oneOf,
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx, resourceIndicator, client) => {
-          const resource = resources.get(resourceIndicator);
-          if (!resource) throw new errors.InvalidTarget(`unknown resource: ${resourceIndicator}`);
-          const decision = await policy.resourceAccess({ tenant: tenantId, clientId: client.clientId, resource });
-          if (!decision.allow) throw new errors.InvalidTarget(decision.reason);
-          const ttl = resource.accessTokenTtl ?? settings.ttl.accessToken;
-          return resource.accessTokenFormat === 'jwt'
-            ? {
-              scope: decision.scopes.join(' '),
-              audience: resource.uri,
-              accessTokenTTL: ttl,
-              accessTokenFormat: 'jwt',
-              jwt: { sign: { alg: settings.accessTokenSigningAlgorithm } },
-            }
-            : { scope: decision.scopes.join(' '), audience: resource.uri, accessTokenTTL: ttl, accessTokenFormat: 'opaque' };
-        },
+        getResourceServerInfo: async (_ctx, resourceIndicator, client) =>
+          resourceServerFor({ tenantId, settings, policy }, client.clientId, resourceIndicator),
       },
     },
     interactions: {
       url: async (_ctx, interaction) => `/t/${tenantId}/interaction/${interaction.uid}`,
     },
     loadExistingGrant: consentGrantLoader(tenantId, policy),
+    // oidc-provider replaces a token's `extra` with what this returns when it formats the
+    // token: keep what our grants set (the token-exchange act chain), in JWTs and introspection.
+    extraTokenClaims: async (_ctx, token) => ('extra' in token ? (token.extra as Record<string, unknown> | undefined) : undefined),
     findAccount: async (_ctx: KoaContextWithOIDC, sub: string): Promise<Account | undefined> => {
       const claims = await input.findAccount(sub);
       if (!claims) return undefined;
@@ -177,8 +171,32 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
   };
 }
 
+function longestAccessTokenTtl(settings: TenantSettings): number {
+  return Math.max(settings.ttl.accessToken, ...settings.resources.map((r) => r.accessTokenTtl ?? 0));
+}
+
+/** The public half of the signing keys: what the tenant's own JWTs verify against. */
+function publicJwks(jwks: JWKS): JSONWebKeySet {
+  return {
+    keys: jwks.keys.map((k) => {
+      const { kty, kid, alg, use, crv, x, y, n, e } = k as Record<string, string | undefined>;
+      return Object.fromEntries(Object.entries({ kty, kid, alg, use, crv, x, y, n, e }).filter(([, v]) => v !== undefined)) as JWK;
+    }),
+  };
+}
+
 export function createTenantProvider(input: TenantProviderInput): Provider {
   const provider = new Provider(input.issuer, providerConfiguration(input));
+  if (input.settings.tokenExchange.enabled) {
+    registerTokenExchange(provider, {
+      tenantId: input.tenantId,
+      issuer: input.issuer,
+      settings: input.settings,
+      policy: input.policy,
+      jwks: publicJwks(input.jwks),
+      audit: input.audit,
+    });
+  }
   // Forwarding headers reaching the provider are always ours (src/http/tenant-mount.ts).
   provider.proxy = true;
   protectClientSecrets(provider);

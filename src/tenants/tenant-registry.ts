@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { JWKS } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { TenantNotFoundError } from '../errors/errors.ts';
+import type { AuditSink } from '../observability/audit.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { DocumentCache } from '../registration/cimd/document-cache.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
@@ -44,6 +45,7 @@ export interface TenantRegistryDeps {
   registrationAbuse: RegistrationAbuseStore;
   documentCache: DocumentCache;
   fetchCa: string | Buffer | undefined;
+  audit: AuditSink;
   log: Logger;
   /** How long a built provider is trusted before its tenant record and keys are re-read. */
   refreshAfterMs?: number;
@@ -141,6 +143,7 @@ export class TenantRegistry {
       policy: this.#deps.policy,
       documentCache: this.#deps.documentCache,
       fetchCa: this.#deps.fetchCa,
+      audit: this.#deps.audit,
       onCimdRefused: (refusal) => this.#deps.log.info({ ...refusal, tenant: refusal.tenantId }, 'client ID metadata document refused'),
     });
     watchClientUse(provider, tenantId, this.#deps.registrationAbuse, (err) => this.#deps.log.warn({ err, tenant: tenantId }, 'recording a client\'s use failed'));

@@ -17,6 +17,8 @@ export const resourceSchema = z.object({
   accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
   /** Access token lifetime in seconds for this resource; defaults to the tenant's. */
   accessTokenTtl: z.number().int().min(30).max(86_400).optional(),
+  /** Clients that may get tokens for this resource; absent: every client of the tenant. */
+  allowedClients: z.array(z.string().min(1).max(2048)).optional(),
 });
 export type ResourceSettings = z.output<typeof resourceSchema>;
 
@@ -73,6 +75,35 @@ export const clientIdMetadataDocumentSchema = z.object({
     .refine((c) => c.min <= c.max, 'min must not exceed max'),
 }).prefault({});
 
+/** An issuer whose JWTs a tenant accepts as subject tokens (RFC 8693 subject_token_type jwt). */
+const trustedIssuerSchema = z.object({
+  issuer: z.string().min(1).max(2048),
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }),
+  /** The audience its JWTs must carry to be accepted here (usually this tenant's issuer). */
+  audience: z.string().min(1).max(2048),
+});
+
+/** RFC 8693 token exchange: who may act for whom, towards which resources. */
+export const tokenExchangeSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** Longest delegation chain (nested act claims) an issued token may carry. */
+  maxChainDepth: z.number().int().min(1).max(10).default(3),
+  /**
+   * Which clients may exchange tokens, and for which target resources (`*`: any of the
+   * tenant's resources). A client in no rule gets unauthorized_client.
+   */
+  rules: z
+    .array(z.object({
+      client: z.string().min(1).max(2048),
+      audiences: z.array(z.string().min(1).max(2048)).min(1),
+      /** Issue without an act claim (the token looks like the subject's own). Off by default. */
+      impersonation: z.boolean().default(false),
+    }))
+    .default([]),
+  trustedIssuers: z.array(trustedIssuerSchema).default([]),
+}).prefault({});
+
+export type TokenExchangeSettings = z.output<typeof tokenExchangeSchema>;
 export type RegistrationSettings = z.output<typeof registrationSchema>;
 export type ClientIdMetadataDocumentSettings = z.output<typeof clientIdMetadataDocumentSchema>;
 
@@ -109,6 +140,7 @@ export const tenantSettingsSchema = z.object({
   scopes: z.array(scopeToken).default([]),
   resources: z.array(resourceSchema).default([]),
   registration: registrationSchema,
+  tokenExchange: tokenExchangeSchema,
   clientIdMetadataDocuments: clientIdMetadataDocumentSchema,
 }).superRefine((s, ctx) => {
   if (!s.signingAlgorithms.includes(s.accessTokenSigningAlgorithm)) {

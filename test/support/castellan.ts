@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { loadSettings } from '../../src/config/settings.ts';
+import { createMemoryAuditSink, type AuditEvent } from '../../src/observability/audit.ts';
 import { startCastellan, type RunningCastellan } from '../../src/server.ts';
 import { freePort } from './running-server.ts';
 import { testServers, uniqueDbName, uniqueRedisPrefix } from './servers.ts';
@@ -16,6 +17,8 @@ export interface TestCastellan {
   userPassword: string;
   /** The environment that started it, to start another process on the same stores. */
   env: Record<string, string>;
+  /** Every audit event this server recorded. */
+  audit: AuditEvent[];
   stop(): Promise<void>;
 }
 
@@ -47,7 +50,8 @@ export async function testEnvironment(kind: StorageKind, name: string): Promise<
 export async function startTestCastellan(kind: StorageKind, name: string, env?: Record<string, string>): Promise<TestCastellan> {
   const environment = env ?? (await testEnvironment(kind, name));
   const settings = loadSettings(environment);
-  const running = await startCastellan(settings, pino({ level: 'silent' }));
+  const audit = createMemoryAuditSink();
+  const running = await startCastellan(settings, pino({ level: 'silent' }), { audit });
   return {
     baseUrl: settings.baseUrl,
     issuer: `${settings.baseUrl}/t/demo`,
@@ -55,6 +59,7 @@ export async function startTestCastellan(kind: StorageKind, name: string, env?: 
     clientSecret: environment.CASTELLAN_DEMO_CLIENT_SECRET ?? '',
     userPassword: environment.CASTELLAN_DEMO_USER_PASSWORD ?? '',
     env: environment,
+    audit: audit.events,
     stop: () => running.close(),
   };
 }
