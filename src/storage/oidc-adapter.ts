@@ -89,6 +89,12 @@ class RoutedAdapter implements Adapter {
   async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
     const stored = this.#model === 'Client' ? protectStoredClientSecret(payload) : payload;
     await guarded(() => this.#store.upsert(this.#model, id, stored, expiresIn));
+    // oidc-provider's ReplayDetection.unique() is find-then-save: two concurrent uses of one
+    // jti (a client assertion, a DPoP proof) both pass its find. The store's atomic consume
+    // picks one; the other is the replay it is meant to catch.
+    if (this.#model === 'ReplayDetection' && !(await guarded(() => this.#store.consume(this.#model, id)))) {
+      throw Object.assign(new errors.InvalidClient('this assertion (jti) was already used'), { status: 401, statusCode: 401 });
+    }
   }
 
   async find(id: string): Promise<Payload | undefined> {

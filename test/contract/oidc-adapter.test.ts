@@ -73,6 +73,15 @@ describe('the oidc-provider adapter router', () => {
     expect(await adapter('AccessToken').find('a2')).toBeDefined();
   });
 
+  it('lets exactly one of concurrent saves of one ReplayDetection id through (jti single use)', async () => {
+    const adapter = createAdapterFactory(twoStores());
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => adapter('ReplayDetection').upsert('jti-1', { iss: 'c' }, 60)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results.filter((x): x is PromiseRejectedResult => x.status === 'rejected')) {
+      expect(r.reason).toBeInstanceOf(errors.InvalidClient);
+    }
+  });
+
   it('refuses a model name oidc-provider does not have', () => {
     expect(() => createAdapterFactory(twoStores())('NotAModel')).toThrow(/unknown model/);
   });
