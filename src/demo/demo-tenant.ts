@@ -9,7 +9,10 @@ export const DEMO_AGENT_CLIENT_ID = 'demo-agent';
 export const DEMO_SERVICE_CLIENT_ID = 'demo-service';
 export const DEMO_USER_LOGIN = 'demo';
 
-/** The demo tenant's resources: an MCP server validating JWTs and an API using introspection. */
+/**
+ * The demo tenant's resources, matching mcp-examples/: the notes MCP server (JWTs), the
+ * reports API (opaque, introspection), the gateway MCP server and its downstream API.
+ */
 export const DEMO_TENANT_SETTINGS: TenantSettingsInput = {
   displayName: 'Castellan demo',
   scopes: ['notes:read', 'notes:write', 'reports:read'],
@@ -17,9 +20,16 @@ export const DEMO_TENANT_SETTINGS: TenantSettingsInput = {
   // passes the SSRF guard; the abuse limits stay at their defaults.
   registration: { mode: 'open' },
   clientIdMetadataDocuments: { enabled: true, hosts: { mode: 'any' } },
+  // The gateway example exchanges a user's token (RFC 8693) as demo-service for the downstream API.
+  tokenExchange: {
+    enabled: true,
+    rules: [{ client: 'demo-service', audiences: ['http://localhost:3004/api'] }],
+  },
   resources: [
     { uri: 'http://localhost:3001/mcp', name: 'Demo notes MCP server', scopes: ['notes:read', 'notes:write'], accessTokenFormat: 'jwt' },
     { uri: 'http://localhost:3002/api', name: 'Demo reports API', scopes: ['reports:read'], accessTokenFormat: 'opaque' },
+    { uri: 'http://localhost:3003/mcp', name: 'Demo gateway MCP server', scopes: ['notes:read'], accessTokenFormat: 'jwt' },
+    { uri: 'http://localhost:3004/api', name: 'Demo downstream API', scopes: ['notes:read'], accessTokenFormat: 'jwt' },
   ],
 };
 
@@ -80,7 +90,7 @@ export async function seedDemoTenant(
     client_id: DEMO_SERVICE_CLIENT_ID,
     client_secret: serviceClientSecret === undefined ? existingSecret : hashClientSecret(serviceClientSecret),
     client_name: 'Demo service',
-    grant_types: ['client_credentials'],
+    grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic',
