@@ -103,6 +103,56 @@ export const tokenExchangeSchema = z.object({
   trustedIssuers: z.array(trustedIssuerSchema).default([]),
 }).prefault({});
 
+/**
+ * Identity Assertion JWT Authorization Grants (draft-ietf-oauth-identity-assertion-authz-grant):
+ * `issue` as the enterprise IdP (through token exchange), `accept` as a resource's AS
+ * (through the RFC 7523 jwt-bearer grant). src/grants/id-jag.
+ */
+export const idJagSchema = z.object({
+  /**
+   * Which of this tenant's clients may get ID-JAGs for which authorization server, and as
+   * which client there (the draft's client ID mapping). The client also needs a
+   * tokenExchange rule naming the audience (or `*`).
+   */
+  issue: z
+    .array(z.object({
+      /** The target authorization server's issuer identifier (RFC 8414): the request's `audience`, the ID-JAG's `aud`. */
+      audience: z.string().min(1).max(2048),
+      /** The requesting client here. */
+      client: z.string().min(1).max(2048),
+      /** Its client_id at the target; absent: the same id (a CIMD URL is one namespace). */
+      clientId: z.string().min(1).max(2048).optional(),
+      /** Resources at the target it may name; absent: any, or none. When set, one must be named. */
+      resources: z.array(z.string().min(1).max(2048)).min(1).optional(),
+      /** Scopes (at the target) an ID-JAG may carry; none unless listed. */
+      scopes: z.array(scopeToken).default([]),
+      /** RS256 by default: every JOSE stack verifies it. Must be one of signingAlgorithms. */
+      signingAlgorithm: z.enum(SIGNING_ALGORITHMS).default('RS256'),
+      /** Lifetime in seconds: the ID-JAG is a one-time grant, redeemed at once. */
+      ttl: z.number().int().min(10).max(3600).default(300),
+    }))
+    .default([])
+    .refine((targets) => new Set(targets.map((t) => JSON.stringify([t.client, t.audience]))).size === targets.length, 'one entry per client and audience'),
+  accept: z
+    .object({
+      /** Registers the jwt-bearer grant on this tenant. */
+      enabled: z.boolean().default(false),
+      /** IdPs whose ID-JAGs are accepted, with their public keys. Never this tenant itself. */
+      trustedIssuers: z
+        .array(z.object({
+          issuer: z.string().min(1).max(2048),
+          jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown()).refine((k) => !('d' in k), 'public keys only')).min(1) }),
+        }))
+        .default([]),
+      clockSkewSeconds: z.number().int().min(0).max(300).default(60),
+      /** Longest exp − iat accepted: bounds how long a used jti must be remembered. */
+      maxLifetimeSeconds: z.number().int().min(30).max(3600).default(600),
+    })
+    .prefault({}),
+}).prefault({});
+
+export type IdJagSettings = z.output<typeof idJagSchema>;
+
 export type TokenExchangeSettings = z.output<typeof tokenExchangeSchema>;
 export type RegistrationSettings = z.output<typeof registrationSchema>;
 export type ClientIdMetadataDocumentSettings = z.output<typeof clientIdMetadataDocumentSchema>;
@@ -142,6 +192,7 @@ export const tenantSettingsSchema = z.object({
   registration: registrationSchema,
   tokenExchange: tokenExchangeSchema,
   clientIdMetadataDocuments: clientIdMetadataDocumentSchema,
+  idJag: idJagSchema,
 }).superRefine((s, ctx) => {
   if (!s.signingAlgorithms.includes(s.accessTokenSigningAlgorithm)) {
     ctx.addIssue({
@@ -154,6 +205,11 @@ export const tenantSettingsSchema = z.object({
   if (new Set(uris).size !== uris.length) {
     ctx.addIssue({ code: 'custom', path: ['resources'], message: 'resource URIs must be unique' });
   }
+  s.idJag.issue.forEach((target, i) => {
+    if (!s.signingAlgorithms.includes(target.signingAlgorithm)) {
+      ctx.addIssue({ code: 'custom', path: ['idJag', 'issue', i, 'signingAlgorithm'], message: 'must be one of signingAlgorithms' });
+    }
+  });
 });
 
 export type TenantSettings = z.output<typeof tenantSettingsSchema>;
