@@ -1,6 +1,8 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import type { JSONWebKeySet, JWK } from 'jose';
+import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
+import { registerJwtBearer } from '../grants/id-jag/jwt-bearer-grant.ts';
 import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-exchange/token-exchange-grant.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
@@ -195,7 +197,18 @@ export function createTenantProvider(input: TenantProviderInput): Provider {
       policy: input.policy,
       jwks: publicJwks(input.jwks),
       audit: input.audit,
+      // draft-ietf-oauth-identity-assertion-authz-grant: this tenant as the enterprise IdP.
+      ...(input.settings.idJag.issue.length ? {
+        issueIdJag: createIdJagIssuer(provider, {
+          tenantId: input.tenantId, issuer: input.issuer, settings: input.settings, policy: input.policy,
+          jwks: publicJwks(input.jwks), signingJwks: input.jwks, audit: input.audit,
+        }),
+      } : {}),
     });
+  }
+  // ...and as a resource's AS, redeeming ID-JAGs at the RFC 7523 jwt-bearer grant.
+  if (input.settings.idJag.accept.enabled) {
+    registerJwtBearer(provider, { tenantId: input.tenantId, issuer: input.issuer, settings: input.settings, policy: input.policy, audit: input.audit });
   }
   // Forwarding headers reaching the provider are always ours (src/http/tenant-mount.ts).
   provider.proxy = true;

@@ -5,6 +5,7 @@ import type { AuditSink } from '../../observability/audit.ts';
 import type { PolicyHooks } from '../../policy/hooks.ts';
 import { resourceServerFor } from '../../tenants/resource-servers.ts';
 import type { TenantSettings } from '../../tenants/tenant-settings.ts';
+import { ID_JAG_TOKEN_TYPE } from '../id-jag/id-jag.ts';
 import { chainDepth, delegationChain, mayAct, type ActClaim } from './delegation.ts';
 import { exchangeRefused, resolveToken, TOKEN_TYPES, type TokenFacts } from './subject-token.ts';
 
@@ -29,6 +30,8 @@ export interface TokenExchangeDeps {
   /** The tenant's public signing keys, to verify its own JWTs presented as subject tokens. */
   jwks: JSONWebKeySet;
   audit: AuditSink;
+  /** Answers requested_token_type id-jag (src/grants/id-jag); absent: that type is refused. */
+  issueIdJag?: (ctx: KoaContextWithOIDC) => Promise<void>;
 }
 
 function param(ctx: KoaContextWithOIDC, name: string): string | undefined {
@@ -86,6 +89,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
   async function handler(ctx: KoaContextWithOIDC): Promise<void> {
     const client = ctx.oidc.client;
     if (!client) throw new errors.InvalidClient('client authentication is required');
+    // An ID-JAG is a grant for another AS, not an access token here: its own rules apply.
+    if (deps.issueIdJag && param(ctx, 'requested_token_type') === ID_JAG_TOKEN_TYPE) return deps.issueIdJag(ctx);
     const actorId = client.clientId;
     const context = { provider, issuer: deps.issuer, jwks: deps.jwks, settings: exchange };
     const event: Record<string, unknown> = { type: 'token_exchange', tenant: deps.tenantId, client: actorId };
