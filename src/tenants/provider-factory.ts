@@ -156,6 +156,10 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
     interactions: {
       url: async (_ctx, interaction) => `/t/${tenantId}/interaction/${interaction.uid}`,
     },
+    // Identity chaining (ID-JAG draft §4): advertise what the token exchange can issue.
+    ...(settings.idJag.issue.length
+      ? { discovery: { identity_chaining_requested_token_types_supported: ['urn:ietf:params:oauth:token-type:id-jag'] } }
+      : {}),
     loadExistingGrant: consentGrantLoader(tenantId, policy),
     // oidc-provider replaces a token's `extra` with what this returns when it formats the
     // token: keep what our grants set (the token-exchange act chain), in JWTs and introspection.

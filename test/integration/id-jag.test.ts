@@ -279,4 +279,9 @@ describe('ID-JAG: issued by one tenant, redeemed at another (FerretDB + Redis)',
     const metadata = (await (await fetch(`${rasIssuer}/.well-known/openid-configuration`)).json()) as { grant_types_supported: string[] };
     expect(metadata.grant_types_supported).toContain(JWT_BEARER);
   });
+
+  it('advertises ID-JAG issuance at the enterprise IdP (identity chaining)', async () => {
+    const metadata = (await (await fetch(`${castellan.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(metadata.identity_chaining_requested_token_types_supported).toEqual(['urn:ietf:params:oauth:token-type:id-jag']);
+  });
 });
