@@ -60,24 +60,6 @@ function printAndOpen(log: (line: string) => void): (url: URL) => void {
   };
 }
 
-/**
- * The MCP SDK (1.32) registers a client (RFC 7591) with the scope of the first challenge
- * only, and Castellan holds a client to the scope it registered (RFC 7591 §2), so the step-up
- * to a scope the first challenge did not name would be refused with invalid_scope. The agent
- * registers for every scope the server lists in its RFC 9728 metadata instead; each
- * authorization request still asks only for what the server's challenge names.
- */
-function widenRegistration(provider: AgentOAuthProvider, input: RequestInfo | URL, init: RequestInit | undefined): RequestInit | undefined {
-  const discovery = provider.discoveryState();
-  const endpoint = discovery?.authorizationServerMetadata?.registration_endpoint;
-  const url = input instanceof Request ? input.url : String(input);
-  if (!endpoint || url !== endpoint || init?.method !== 'POST' || typeof init.body !== 'string') return init;
-  const request = JSON.parse(init.body) as { scope?: unknown };
-  const asked = typeof request.scope === 'string' ? request.scope.split(' ') : [];
-  const scope = [...new Set([...asked, ...(discovery.resourceMetadata?.scopes_supported ?? [])])].filter((s) => s !== '');
-  return scope.length > 0 ? { ...init, body: JSON.stringify({ ...request, scope: scope.join(' ') }) } : init;
-}
-
 /** The text of a tool result's text parts, joined. */
 export function resultText(result: CallToolResult): string {
   return result.content.map((part) => (part.type === 'text' ? part.text : '')).join('');
@@ -108,7 +90,7 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
 
   const baseFetch = options.fetch ?? fetch;
   const observingFetch: typeof fetch = async (input, init) => {
-    const response = await baseFetch(input, widenRegistration(provider, input, init));
+    const response = await baseFetch(input, init);
     if (response.status === 403 && extractWWWAuthenticateParams(response).error === 'insufficient_scope') {
       provider.requireNewAuthorization();
     }

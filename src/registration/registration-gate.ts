@@ -41,7 +41,12 @@ export async function checkRegistration(
   }
   const asserted = statement === undefined ? {} : await verifySoftwareStatement(statement, registration.trustedPublishers);
   const merged = { ...requested, ...asserted };
-  const metadata = validateClientMetadata(merged, { allowedScopes: registrableScopes(settings) });
+  const allowedScopes = registrableScopes(settings);
+  // The scopes a client names at registration are checked against the tenant's ceiling, and
+  // the client is then held to that ceiling, not to what it named: MCP clients register with
+  // the first challenge's scope and must still be able to step up later (consent decides
+  // what the user actually grants).
+  const metadata = { ...validateClientMetadata(merged, { allowedScopes }), scope: allowedScopes.join(' ') };
 
   const decision = await policy.acceptRegistration({ tenant: tenantId, metadata, kind: 'dynamic-registration' });
   if (!decision.accept) throw new RegistrationRefusedError(decision.reason);
