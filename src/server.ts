@@ -106,6 +106,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       policy,
       registrationAbuse: storage.registrationAbuse,
       modelStores: (tenant) => storage.modelStores(tenant),
+      deviceLimits: storage.deviceLimits,
       log,
       ready: () => storage.ping(),
     });

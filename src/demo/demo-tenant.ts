@@ -20,6 +20,8 @@ export const DEMO_TENANT_SETTINGS: TenantSettingsInput = {
   // passes the SSRF guard; the abuse limits stay at their defaults.
   registration: { mode: 'open' },
   clientIdMetadataDocuments: { enabled: true, hosts: { mode: 'any' } },
+  // The device example (an IoT device / CLI) signs in with the RFC 8628 device grant.
+  deviceFlow: { enabled: true },
   // The gateway example exchanges a user's token (RFC 8693) as demo-service for the downstream API.
   tokenExchange: {
     enabled: true,
@@ -74,7 +76,7 @@ export async function seedDemoTenant(
     client_name: 'Demo agent',
     application_type: 'native',
     token_endpoint_auth_method: 'none',
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
     response_types: ['code'],
     // RFC 8252 §7.3: loopback redirects match on any port.
     redirect_uris: ['http://127.0.0.1/callback', 'http://[::1]/callback', 'http://localhost/callback'],

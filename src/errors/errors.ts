@@ -148,3 +148,16 @@ export class TooManyRequestsError extends CastellanError {
     this.headers = { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) };
   }
 }
+
+/** RFC 8628 §3.5: the device polls faster than its interval; the new interval is in the text. */
+export class SlowDownError extends CastellanError {
+  readonly code = 'SLOW_DOWN';
+  readonly status = 400;
+  readonly oauthError = 'slow_down';
+  readonly interval: number;
+  constructor(intervalSeconds: number) {
+    super(`polling too fast: wait at least ${intervalSeconds} seconds between requests`);
+    this.name = 'SlowDownError';
+    this.interval = intervalSeconds;
+  }
+}

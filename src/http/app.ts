@@ -8,6 +8,8 @@ import { guardRegistration } from '../registration/registration-gate.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
 import type { TenantRegistry } from '../tenants/tenant-registry.ts';
 import { registrationCors } from './cors.ts';
+import { guardCodeEntry, guardDevicePolling } from '../grants/device/device-guards.ts';
+import type { DeviceLimits } from '../grants/device/device-limits.ts';
 import { errorHandler } from './error-handler.ts';
 import { bodyLimit } from './request-guards.ts';
 import { securityHeaders } from './security-headers.ts';
@@ -22,6 +24,8 @@ export interface AppDeps {
   /** Abuse limits and books of self-registered clients. */
   registrationAbuse: RegistrationAbuseStore;
   modelStores: (tenant: string) => ModelStores;
+  /** Device flow polling and user-code attempt limits. */
+  deviceLimits: DeviceLimits;
   log: Logger;
   /** Answers whether storage is reachable, for /readyz. */
   ready: () => Promise<boolean>;
@@ -73,6 +77,10 @@ export function createApp(deps: AppDeps): Koa {
         if (registrationCors(ctx)) return;
         const gateDeps = { policy: deps.policy, abuse: deps.registrationAbuse, modelStores: deps.modelStores };
         return guardRegistration(ctx, runtime, rest, gateDeps, () => handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy));
+      }
+      if (runtime.settings.deviceFlow.enabled && ctx.method === 'POST') {
+        if (rest === '/token') await guardDevicePolling(ctx, runtime, deps.deviceLimits);
+        else if (rest === '/device' && (await guardCodeEntry(ctx, runtime, deps.deviceLimits))) return;
       }
       return handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy);
     }

@@ -43,6 +43,7 @@ export const SUPPORTED_GRANT_TYPES = [
   'refresh_token',
   'client_credentials',
   'urn:ietf:params:oauth:grant-type:token-exchange',
+  'urn:ietf:params:oauth:grant-type:device_code',
 ] as const;
 export const SUPPORTED_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 
@@ -50,7 +51,7 @@ export const SUPPORTED_AUTH_METHODS = ['none', 'client_secret_basic', 'client_se
 const clientMetadataSchema = z.object({
   redirect_uris: z.array(z.string().max(2048)).max(20).optional(),
   post_logout_redirect_uris: z.array(z.string().max(2048)).max(20).optional(),
-  grant_types: z.array(z.enum(SUPPORTED_GRANT_TYPES)).min(1).max(4).optional(),
+  grant_types: z.array(z.enum(SUPPORTED_GRANT_TYPES)).min(1).max(5).optional(),
   response_types: z.array(z.enum(['code'])).max(1).optional(),
   token_endpoint_auth_method: z.enum(SUPPORTED_AUTH_METHODS).optional(),
   application_type: z.enum(['web', 'native']).optional(),
@@ -105,8 +106,8 @@ export function validateClientMetadata(input: unknown, rules: MetadataRules): Cl
   if (usesCode !== responseTypes.includes('code')) {
     throw new InvalidClientMetadataError('grant_types and response_types disagree: authorization_code goes with response_types ["code"]');
   }
-  if (grantTypes.includes('refresh_token') && !usesCode) {
-    throw new InvalidClientMetadataError('refresh_token is issued only with authorization_code');
+  if (grantTypes.includes('refresh_token') && !usesCode && !grantTypes.includes('urn:ietf:params:oauth:grant-type:device_code')) {
+    throw new InvalidClientMetadataError('refresh_token is issued only with authorization_code or the device grant');
   }
 
   const redirects = metadata.redirect_uris ?? [];

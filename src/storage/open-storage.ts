@@ -15,6 +15,7 @@ import { createMemoryDocumentCache, createRedisDocumentCache, type DocumentCache
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
 import { createMemoryRegistrationAbuseStore } from '../registration/abuse/abuse-store.memory.ts';
 import { createRedisRegistrationAbuseStore } from '../registration/abuse/abuse-store.redis.ts';
+import { createMemoryDeviceLimits, createRedisDeviceLimits, type DeviceLimits } from '../grants/device/device-limits.ts';
 import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
 import type { ModelStores } from './oidc-adapter.ts';
@@ -32,6 +33,8 @@ export interface Storage {
   documentCache: DocumentCache;
   /** Rate limits, maximum and last use of self-registered clients: Redis where there is Redis, else per process. */
   registrationAbuse: RegistrationAbuseStore;
+  /** Device flow polling and user-code attempt limits (Redis where there is Redis). */
+  deviceLimits: DeviceLimits;
   /** True when every server behind the storage answers. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -56,6 +59,7 @@ function openMemory(): Storage {
     signingKeys: createMemorySigningKeyStore(),
     documentCache: createMemoryDocumentCache(),
     registrationAbuse: createMemoryRegistrationAbuseStore(),
+    deviceLimits: createMemoryDeviceLimits(),
     ping: async () => true,
     close: async () => {},
   };
@@ -77,6 +81,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     let ephemeral: ((tenant: string) => ModelStores['ephemeral']) | undefined;
     let documentCache: DocumentCache = createMemoryDocumentCache();
     let registrationAbuse = createMemoryRegistrationAbuseStore();
+    let deviceLimits = createMemoryDeviceLimits();
     if (settings.redisUrl) {
       redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
@@ -91,6 +96,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       ephemeral = (tenant) => stores.forNamespace(tenant);
       documentCache = createRedisDocumentCache(redis, { prefix: settings.redisPrefix });
       registrationAbuse = createRedisRegistrationAbuseStore(redis, { keyPrefix: settings.redisPrefix });
+      deviceLimits = createRedisDeviceLimits(redis, settings.redisPrefix);
     }
     const connectedRedis = redis;
     return {
@@ -104,6 +110,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       signingKeys,
       documentCache,
       registrationAbuse,
+      deviceLimits,
       async ping() {
         await db.command({ ping: 1 });
         if (connectedRedis) await connectedRedis.ping();

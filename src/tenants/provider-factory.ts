@@ -1,4 +1,5 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
+import { renderDeviceCodeEntry, renderDeviceConfirm, renderDeviceSuccess } from '../interactions/device-pages.ts';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
@@ -103,6 +104,7 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       // An exchange's grant lives as long as the token it backs, not like a user's consent.
       Grant: (ctx) => (ctx?.oidc?.params?.grant_type === TOKEN_EXCHANGE_GRANT ? longestAccessTokenTtl(settings) : settings.ttl.grant),
       RefreshToken: settings.ttl.refreshToken,
+      DeviceCode: settings.deviceFlow.codeTtl,
     },
     // Rotate on every use; reuse of a rotated one revokes the grant (oidc-provider + our consume).
     rotateRefreshToken: true,
@@ -141,6 +143,20 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       },
       // Client ID Metadata Documents (MCP 2025-11-25): https URL client_ids, guarded and per tenant policy.
       clientIdMetadataDocument: clientIdMetadataDocumentFeature({ ...cimdInput, policy, onRefused: input.onCimdRefused }),
+      // RFC 8628: user codes of 8 letters without vowels (no words, no look-alikes), XXXX-XXXX.
+      deviceFlow: {
+        enabled: settings.deviceFlow.enabled,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: async (ctx, form, _out, err) => renderDeviceCodeEntry(ctx, tenantName, form, err),
+        userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => renderDeviceConfirm(ctx, form, {
+          clientName: client.clientName ?? client.clientId,
+          userCode,
+          scopes: String((ctx.oidc.entities.DeviceCode?.params as { scope?: unknown } | undefined)?.scope ?? '').split(' ').filter(Boolean),
+          deviceInfo: deviceInfo as { ip?: string; ua?: string } | undefined,
+        }),
+        successSource: async (ctx) => renderDeviceSuccess(ctx, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'The device'),
+      },
       // Off until tested end to end; sender-constrained tokens come with the agent work.
       dPoP: { enabled: false },
       resourceIndicators: {
@@ -193,6 +209,11 @@ function publicJwks(jwks: JWKS): JSONWebKeySet {
 
 export function createTenantProvider(input: TenantProviderInput): Provider {
   const provider = new Provider(input.issuer, providerConfiguration(input));
+  // oidc-provider leaves `interval` out of the device authorization response (RFC 8628
+  // §3.2 then means 5 s); state the tenant's, which the polling guard enforces.
+  provider.on('device_authorization.success', (_ctx, body: Record<string, unknown>) => {
+    body.interval = input.settings.deviceFlow.interval;
+  });
   if (input.settings.tokenExchange.enabled) {
     registerTokenExchange(provider, {
       tenantId: input.tenantId,

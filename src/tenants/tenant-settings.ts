@@ -153,6 +153,19 @@ export const idJagSchema = z.object({
 
 export type IdJagSettings = z.output<typeof idJagSchema>;
 
+/** RFC 8628 device authorization grant: devices without a browser sign in through a person. */
+export const deviceFlowSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** Device code (and user code) lifetime. */
+  codeTtl: z.number().int().min(60).max(3600).default(600),
+  /** The polling interval devices are told to keep; each too-early poll adds 5 s. */
+  interval: z.number().int().min(1).max(60).default(5),
+  /** User-code attempts per address and per browser session, per window. */
+  attempts: z.number().int().min(1).max(1000).default(10),
+  attemptWindowSeconds: z.number().int().min(10).max(86_400).default(600),
+}).prefault({});
+
+export type DeviceFlowSettings = z.output<typeof deviceFlowSchema>;
 export type TokenExchangeSettings = z.output<typeof tokenExchangeSchema>;
 export type RegistrationSettings = z.output<typeof registrationSchema>;
 export type ClientIdMetadataDocumentSettings = z.output<typeof clientIdMetadataDocumentSchema>;
@@ -191,6 +204,7 @@ export const tenantSettingsSchema = z.object({
   resources: z.array(resourceSchema).default([]),
   registration: registrationSchema,
   tokenExchange: tokenExchangeSchema,
+  deviceFlow: deviceFlowSchema,
   clientIdMetadataDocuments: clientIdMetadataDocumentSchema,
   idJag: idJagSchema,
 }).superRefine((s, ctx) => {
