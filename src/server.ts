@@ -9,6 +9,7 @@ import { createApp } from './http/app.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
 import { createLogAuditSink, type AuditSink } from './observability/audit.ts';
+import type { PolicyHooks } from './policy/hooks.ts';
 import { loadPolicyHooks } from './policy/load-policy.ts';
 import { openStorage, type Storage } from './storage/open-storage.ts';
 import { deriveCookieKeys } from './tenants/cookie-keys.ts';
@@ -42,13 +43,21 @@ async function createConfiguredTenants(settings: Settings, storage: Storage, log
   }
 }
 
-/** Wires settings, storage, keys, tenants and HTTP together and listens. */
 export interface StartOptions {
   /** Where audit events go; by default one structured log line each. */
   audit?: AuditSink;
 }
 
-export async function startCastellan(settings: Settings, log: Logger, options: StartOptions = {}): Promise<RunningCastellan> {
+/** Storage, keys, policy and tenants, without HTTP: what the server and the CLI share. */
+export interface CastellanCore {
+  storage: Storage;
+  keyring: Keyring;
+  tenants: TenantRegistry;
+  policy: PolicyHooks;
+  close(): Promise<void>;
+}
+
+export async function openCore(settings: Settings, log: Logger, options: StartOptions = {}): Promise<CastellanCore> {
   let kek = settings.keyEncryptionKey;
   if (!kek) {
     // Only reachable on the in-memory store (settings refuse MongoDB without a KEK).
@@ -78,7 +87,17 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       fetchCa: settings.fetchCaFile ? await readCaFile(settings.fetchCaFile) : undefined,
       log,
     });
+    return { storage, keyring, tenants, policy, close: () => storage.close() };
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+}
 
+/** Wires settings, storage, keys, tenants and HTTP together and listens. */
+export async function startCastellan(settings: Settings, log: Logger, options: StartOptions = {}): Promise<RunningCastellan> {
+  const { storage, keyring, tenants, policy } = await openCore(settings, log, options);
+  try {
     await createConfiguredTenants(settings, storage, log);
     const demo = settings.demo.enabled
       ? await seedDemoTenant(

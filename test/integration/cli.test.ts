@@ -1,0 +1,55 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', '..', 'src', 'admin', 'cli.ts');
+
+async function cli(env: Record<string, string>, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+describe('the castellan CLI on FerretDB + Redis', () => {
+  let castellan: TestCastellan;
+  beforeAll(async () => {
+    castellan = await startTestCastellan('mongo+redis', 'cli');
+    await castellan.running.storage.tenants.create({ id: 'partners', displayName: 'Partners', settings: { registration: { mode: 'initial-access-token' } } });
+  });
+  afterAll(async () => castellan?.stop());
+
+  it('issues an initial access token that the running server accepts for registration', async () => {
+    const { code, stdout, stderr } = await cli(castellan.env, ['initial-access-token', 'partners', '--ttl', '600']);
+    expect(code, stderr).toBe(0);
+    const token = stdout.trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    const response = await fetch(`${castellan.baseUrl}/t/partners/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:5000/callback'], token_endpoint_auth_method: 'none' }),
+    });
+    expect(response.status).toBe(201);
+  });
+
+  it('refuses tenants that do not use initial access tokens, unknown tenants and bad input, without a stack', async () => {
+    const wrongMode = await cli(castellan.env, ['initial-access-token', 'demo']);
+    expect(wrongMode.code).toBe(2);
+    expect(wrongMode.stderr).toContain('registration.mode');
+    const unknown = await cli(castellan.env, ['initial-access-token', 'nobody']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('unknown tenant');
+    const badTtl = await cli(castellan.env, ['initial-access-token', 'partners', '--ttl', 'soon']);
+    expect(badTtl.code).toBe(2);
+    const usage = await cli(castellan.env, []);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('usage:');
+    for (const out of [wrongMode, unknown, badTtl, usage]) expect(out.stderr).not.toMatch(/\n\s+at /);
+  });
+});
