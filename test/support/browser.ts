@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { quietLog, type Log } from './running-server.ts';
+
+/*
+ * Headless Chromium for browser tests: Debian's chromium package driven by playwright-core.
+ * Playwright's own browser downloads are never used (they need the network); the package is
+ * installed with apt-get when missing, as test/support/redis.ts does for redis-server.
+ */
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+/** Where tests save screenshots (test-output/ is gitignored). */
+export const SCREENSHOT_DIR = resolve(import.meta.dirname, '../../test-output/screenshots');
+
+/**
+ * Flags for a closed network: no sandbox (root in a container), no GPU, and none of the
+ * background traffic (updates, sync, safe browsing, QUIC probes) Chromium would otherwise
+ * keep retrying against hosts it cannot reach.
+ */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+] as const;
+
+const run = promisify(execFile);
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let installing: Promise<string> | undefined;
+
+/** The path of Debian's chromium, installing the package first when it is missing (once per process). */
+export function ensureChromium(log: Log = quietLog): Promise<string> {
+  if (isExecutable(CHROMIUM_PATH)) return Promise.resolve(CHROMIUM_PATH);
+  installing ??= installChromium(log).finally(() => {
+    installing = undefined;
+  });
+  return installing;
+}
+
+async function installChromium(log: Log): Promise<string> {
+  if (process.getuid?.() !== 0) {
+    throw new Error(`${CHROMIUM_PATH} is missing; run: sudo apt-get install -y chromium`);
+  }
+  log('installing chromium with apt-get (once)');
+  const options = {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 10 * 60_000,
+  };
+  // Another apt-get (the redis-server install, another run) may hold the dpkg lock: wait for it.
+  const lockWait = ['-o', 'DPkg::Lock::Timeout=300'];
+  const install = () => run('apt-get', [...lockWait, 'install', '-y', '--no-install-recommends', 'chromium'], options);
+  try {
+    await install();
+  } catch {
+    // Package lists missing or stale: refresh them and try once more.
+    await run('apt-get', [...lockWait, 'update'], options);
+    await install();
+  }
+  if (!isExecutable(CHROMIUM_PATH)) throw new Error(`apt-get installed chromium but ${CHROMIUM_PATH} is missing`);
+  return CHROMIUM_PATH;
+}
+
+/**
+ * Launches headless Chromium. Each launch gets a fresh profile: playwright-core passes
+ * Chromium a `--user-data-dir` of its own, a new temporary directory it deletes on close
+ * (it refuses the flag in `args`; only launchPersistentContext takes a directory, and that
+ * gives no Browser).
+ */
+export async function launchBrowser(log: Log = quietLog): Promise<Browser> {
+  const executablePath = await ensureChromium(log);
+  return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS], timeout: 30_000 });
+}
+
+/** Saves a full-page screenshot as test-output/screenshots/<name>.png; returns its path. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  await mkdir(SCREENSHOT_DIR, { recursive: true });
+  const path = join(SCREENSHOT_DIR, `${name.replace(/[^A-Za-z0-9_.-]+/g, '-')}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
