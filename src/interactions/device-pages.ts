@@ -21,7 +21,10 @@ export function renderDeviceCodeEntry(ctx: Context, tenantName: string, form: st
   renderPage(ctx, 'Connect a device', `<h1>Connect a device to ${escapeHtml(tenantName)}</h1>
 ${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : '<p>Enter the code shown on your device.</p>'}
 <label for="user_code">Code</label>
-${form.replace('type="text" name="user_code"', 'type="text" id="user_code" name="user_code" autocapitalize="characters" spellcheck="false"')}
+${form
+    .replace('type="text" name="user_code"', 'type="text" id="user_code" name="user_code" autocapitalize="characters" spellcheck="false"')
+    // oidc-provider's inline onfocus handler would only trip the CSP (no inline script).
+    .replace(/\s*onfocus="[^"]*"/, '')}
 <button type="submit" form="op.deviceInputForm">Continue</button>`);
 }
 

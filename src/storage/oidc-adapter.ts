@@ -21,6 +21,9 @@ export const EPHEMERAL_MODELS: ReadonlySet<ModelName> = new Set<ModelName>([
   'PreAuthorizedCode',
 ]);
 
+/** How long an expired device code stays findable (oidc-provider checks its `exp` itself). */
+const EXPIRED_DEVICE_CODE_GRACE_SECONDS = 600;
+
 export interface ModelStores {
   durable: ModelStore;
   ephemeral: ModelStore;
@@ -88,7 +91,12 @@ class RoutedAdapter implements Adapter {
   /** A Client's secret is stored as a digest where it is only ever compared (client-secrets.ts). */
   async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
     const stored = this.#model === 'Client' ? protectStoredClientSecret(payload) : payload;
-    await guarded(() => this.#store.upsert(this.#model, id, stored, expiresIn));
+    // A device code is kept a while past its expiry, so a late poll (or a late code entry)
+    // is told expired_token (RFC 8628 §3.5) instead of meeting an unknown code.
+    const keepFor = this.#model === 'DeviceCode' && expiresIn !== undefined && expiresIn > 0
+      ? expiresIn + EXPIRED_DEVICE_CODE_GRACE_SECONDS
+      : expiresIn;
+    await guarded(() => this.#store.upsert(this.#model, id, stored, keepFor));
     // oidc-provider's ReplayDetection.unique() is find-then-save: two concurrent uses of one
     // jti (a client assertion, a DPoP proof) both pass its find. The store's atomic consume
     // picks one; the other is the replay it is meant to catch.

@@ -30,6 +30,11 @@ export async function guardDevicePolling(ctx: Context, runtime: TenantRuntime, l
  */
 export async function guardCodeEntry(ctx: Context, runtime: TenantRuntime, limits: DeviceLimits): Promise<boolean> {
   const { settings, tenantId } = runtime;
+  if (!ctx.is('application/x-www-form-urlencoded')) return false;
+  const form = await readFormBody(ctx);
+  (ctx.req as IncomingMessage & { body?: unknown }).body = Object.fromEntries(form);
+  // Only a typed code is a guess; the Yes/No answer on the confirmation page is not.
+  if (form.has('confirm') || form.has('abort')) return false;
   const limit = { attempts: settings.deviceFlow.attempts, windowSeconds: settings.deviceFlow.attemptWindowSeconds };
   const session = ctx.cookies.get('_session');
   const verdicts = await Promise.all([
