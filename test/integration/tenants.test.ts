@@ -39,7 +39,7 @@ describe('tenants on FerretDB + Redis', () => {
     // Only what works is advertised; the demo tenant registers clients and accepts CIMD.
     expect(metadata.registration_endpoint).toBe(`${castellan.issuer}/reg`);
     expect(metadata.client_id_metadata_document_supported).toBe(true);
-    expect(metadata).not.toHaveProperty('device_authorization_endpoint');
+    expect(metadata.device_authorization_endpoint).toBe(`${castellan.issuer}/device/auth`);
     expect(metadata).not.toHaveProperty('dpop_signing_alg_values_supported');
     expect(metadata.grant_types_supported).toEqual(expect.arrayContaining(['authorization_code', 'refresh_token', 'client_credentials']));
     expect(metadata.grant_types_supported).not.toContain('implicit');
