@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Settings } from './config/settings.ts';
 import { seedDemoTenant, type DemoCredentials } from './demo/demo-tenant.ts';
+import { throttledLoginCheck } from './accounts/login-throttle.ts';
 import { createApp } from './http/app.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
@@ -121,7 +122,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       baseUrl: settings.baseUrl,
       trustProxy: settings.trustProxy,
       tenants,
-      checkPassword: (tenant, login, password) => storage.users.verifyPassword(tenant, login, password),
+      checkLogin: throttledLoginCheck((tenant, login, password) => storage.users.verifyPassword(tenant, login, password), storage.loginLimiters),
       policy,
       registrationAbuse: storage.registrationAbuse,
       modelStores: (tenant) => storage.modelStores(tenant),

@@ -1,7 +1,7 @@
 import Koa, { type Context } from 'koa';
 import type { Logger } from 'pino';
 import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
-import { handleInteraction, type PasswordCheck } from '../interactions/interaction-routes.ts';
+import { handleInteraction, type LoginCheck } from '../interactions/interaction-routes.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
 import { guardRegistration } from '../registration/registration-gate.ts';
@@ -19,7 +19,7 @@ export interface AppDeps {
   baseUrl: string;
   trustProxy: boolean;
   tenants: TenantRegistry;
-  checkPassword: PasswordCheck;
+  checkLogin: LoginCheck;
   policy: PolicyHooks;
   /** Abuse limits and books of self-registered clients. */
   registrationAbuse: RegistrationAbuseStore;
@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps): Koa {
       const rest = tenantPath[2] ?? '/';
       if (rest.startsWith('/interaction/')) {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
-        return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), deps.checkPassword);
+        return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), deps.checkLogin);
       }
       if (rest === '/.well-known/oauth-authorization-server' || rest === DISCOVERY_PATH) {
         requireGet(ctx);

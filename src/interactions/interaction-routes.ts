@@ -1,13 +1,13 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
+import type { LoginCheck } from '../accounts/login-throttle.ts';
 import { InvalidRequestError, MethodNotAllowedError } from '../errors/errors.ts';
 import { readFormBody } from '../http/request-body.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 import { escapeHtml, renderPage } from './views.ts';
 
-/** Checks a login's password; undefined for a wrong password or an unknown login alike. */
-export type PasswordCheck = (tenant: string, login: string, password: string) => Promise<{ id: string } | undefined>;
+export type { LoginCheck } from '../accounts/login-throttle.ts';
 
 const loginForm = z.object({
   login: z.string().trim().min(1).max(256),
@@ -98,7 +98,7 @@ export async function handleInteraction(
   ctx: Context,
   runtime: TenantRuntime,
   rest: string,
-  checkPassword: PasswordCheck,
+  checkLogin: LoginCheck,
 ): Promise<void> {
   const match = /^\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm|abort))?$/.exec(rest);
   if (!match) throw new InvalidRequestError('unknown interaction route');
@@ -121,12 +121,19 @@ export async function handleInteraction(
   if (action === 'login') {
     if (details.prompt.name !== 'login') throw new InvalidRequestError('this interaction is not asking for a login');
     const parsed = loginForm.safeParse({ login: form.get('login') ?? '', password: form.get('password') ?? '' });
-    const user = parsed.success ? await checkPassword(runtime.tenantId, parsed.data.login, parsed.data.password) : undefined;
-    if (!user) {
-      ctx.status = 400;
-      return loginPage(ctx, runtime, details, 'Wrong username or password.');
+    const outcome = parsed.success
+      ? await checkLogin(runtime.tenantId, parsed.data.login, parsed.data.password, ctx.ip)
+      : { ok: false as const, reason: 'invalid' as const };
+    if (outcome.ok) return finish(ctx, provider, { login: { accountId: outcome.user.id } });
+    if (outcome.reason === 'locked') {
+      // The same words whether or not the account exists.
+      ctx.status = 429;
+      ctx.set('Retry-After', String(outcome.retryAfterSeconds));
+      const minutes = Math.max(1, Math.ceil(outcome.retryAfterSeconds / 60));
+      return loginPage(ctx, runtime, details, `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
     }
-    return finish(ctx, provider, { login: { accountId: user.id } });
+    ctx.status = 400;
+    return loginPage(ctx, runtime, details, 'Wrong username or password.');
   }
   if (details.prompt.name !== 'consent') throw new InvalidRequestError('this interaction is not asking for consent');
   const grantId = await grantConsent(provider, details);

@@ -15,6 +15,7 @@ import { createMemoryDocumentCache, createRedisDocumentCache, type DocumentCache
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
 import { createMemoryRegistrationAbuseStore } from '../registration/abuse/abuse-store.memory.ts';
 import { createRedisRegistrationAbuseStore } from '../registration/abuse/abuse-store.redis.ts';
+import { memoryLoginLimiters, redisLoginLimiters, type LoginLimiters } from '../accounts/login-throttle.ts';
 import { createMemoryDeviceLimits, createRedisDeviceLimits, type DeviceLimits } from '../grants/device/device-limits.ts';
 import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
@@ -35,6 +36,8 @@ export interface Storage {
   registrationAbuse: RegistrationAbuseStore;
   /** Device flow polling and user-code attempt limits (Redis where there is Redis). */
   deviceLimits: DeviceLimits;
+  /** Failed sign-in counters (Redis where there is Redis). */
+  loginLimiters: LoginLimiters;
   /** True when every server behind the storage answers. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -60,6 +63,7 @@ function openMemory(): Storage {
     documentCache: createMemoryDocumentCache(),
     registrationAbuse: createMemoryRegistrationAbuseStore(),
     deviceLimits: createMemoryDeviceLimits(),
+    loginLimiters: memoryLoginLimiters(),
     ping: async () => true,
     close: async () => {},
   };
@@ -82,6 +86,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     let documentCache: DocumentCache = createMemoryDocumentCache();
     let registrationAbuse = createMemoryRegistrationAbuseStore();
     let deviceLimits = createMemoryDeviceLimits();
+    let loginLimiters = memoryLoginLimiters();
     if (settings.redisUrl) {
       redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
@@ -97,6 +102,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       documentCache = createRedisDocumentCache(redis, { prefix: settings.redisPrefix });
       registrationAbuse = createRedisRegistrationAbuseStore(redis, { keyPrefix: settings.redisPrefix });
       deviceLimits = createRedisDeviceLimits(redis, settings.redisPrefix);
+      loginLimiters = redisLoginLimiters(redis, settings.redisPrefix);
     }
     const connectedRedis = redis;
     return {
@@ -111,6 +117,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       documentCache,
       registrationAbuse,
       deviceLimits,
+      loginLimiters,
       async ping() {
         await db.command({ ping: 1 });
         if (connectedRedis) await connectedRedis.ping();
