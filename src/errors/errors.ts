@@ -161,3 +161,14 @@ export class SlowDownError extends CastellanError {
     this.interval = intervalSeconds;
   }
 }
+
+/** A form post without the token of the page Castellan rendered for it. */
+export class CsrfError extends CastellanError {
+  readonly code = 'CSRF';
+  readonly status = 403;
+  readonly oauthError = 'invalid_request';
+  constructor() {
+    super('missing or invalid CSRF token: reload the page and try again');
+    this.name = 'CsrfError';
+  }
+}

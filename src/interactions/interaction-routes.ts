@@ -5,6 +5,7 @@ import type { LoginCheck } from '../accounts/login-throttle.ts';
 import { InvalidRequestError, MethodNotAllowedError } from '../errors/errors.ts';
 import { readFormBody } from '../http/request-body.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
+import { checkCsrfToken, csrfField } from './csrf.ts';
 import { escapeHtml, renderPage } from './views.ts';
 
 export type { LoginCheck } from '../accounts/login-throttle.ts';
@@ -22,11 +23,11 @@ function loginPage(ctx: Context, runtime: TenantRuntime, details: InteractionDet
   const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint : '';
   renderPage(ctx, title, `<h1>${escapeHtml(title)}</h1>
 ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
-<form method="post" action="${escapeHtml(action)}">
+<form method="post" action="${escapeHtml(action)}">${csrfField(runtime.csrfKey, details.uid)}
 <label for="login">Username</label><input id="login" name="login" type="text" autocomplete="username" required autofocus value="${escapeHtml(hint)}">
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button></form>
-<form method="post" action="/t/${escapeHtml(runtime.tenantId)}/interaction/${escapeHtml(details.uid)}/abort"><button class="secondary" type="submit">Cancel</button></form>`);
+<form method="post" action="/t/${escapeHtml(runtime.tenantId)}/interaction/${escapeHtml(details.uid)}/abort">${csrfField(runtime.csrfKey, details.uid)}<button class="secondary" type="submit">Cancel</button></form>`);
 }
 
 interface ClientDisplay {
@@ -58,8 +59,8 @@ ${client.logo ? `<img src="${escapeHtml(client.logo)}" alt="" width="48" height=
 <p>The application <strong>${escapeHtml(client.name)}</strong>${client.host ? ` from <span class="host">${escapeHtml(client.host)}</span>` : ''} asks to:</p>
 <ul>${scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('')}
 ${resources.map(([uri, s]) => `<li>use ${escapeHtml(uri)}${s.length ? ` with ${s.map(escapeHtml).join(', ')}` : ''}</li>`).join('')}</ul>
-<form method="post" action="${base}/confirm"><button type="submit">Allow</button></form>
-<form method="post" action="${base}/abort"><button class="secondary" type="submit">Deny</button></form>`);
+<form method="post" action="${base}/confirm">${csrfField(runtime.csrfKey, details.uid)}<button type="submit">Allow</button></form>
+<form method="post" action="${base}/abort">${csrfField(runtime.csrfKey, details.uid)}<button class="secondary" type="submit">Deny</button></form>`);
 }
 
 async function finish(ctx: Context, provider: Provider, result: Parameters<Provider['interactionResult']>[2]): Promise<void> {
@@ -114,6 +115,7 @@ export async function handleInteraction(
   }
   if (ctx.method !== 'POST') throw new MethodNotAllowedError(['POST']);
   const form = await readFormBody(ctx);
+  checkCsrfToken(runtime.csrfKey, details.uid, form.get('csrf'));
 
   if (action === 'abort') {
     return finish(ctx, provider, { error: 'access_denied', error_description: 'the user denied the request' });

@@ -31,6 +31,8 @@ export interface TenantRuntime {
   provider: Provider;
   /** provider.callback(), built once: it composes the whole middleware stack. */
   handle: ReturnType<Provider['callback']>;
+  /** Keys the CSRF tokens of this tenant's pages (derived from its cookie keys). */
+  csrfKey: Buffer;
 }
 
 export interface TenantRegistryDeps {
@@ -148,7 +150,9 @@ export class TenantRegistry {
     });
     watchClientUse(provider, tenantId, this.#deps.registrationAbuse, (err) => this.#deps.log.warn({ err, tenant: tenantId }, 'recording a client\'s use failed'));
     provider.on('server_error', (_ctx, err) => this.#deps.log.error({ err, tenant: tenantId }, 'oidc-provider server error'));
-    const runtime: TenantRuntime = { tenantId, issuer, settings, provider, handle: provider.callback() };
+    const cookieKeys = this.#deps.cookieKeys(tenantId);
+    const csrfKey = createHash('sha256').update('castellan csrf').update(cookieKeys[0] ?? '').digest();
+    const runtime: TenantRuntime = { tenantId, issuer, settings, provider, handle: provider.callback(), csrfKey };
     this.#cache.set(tenantId, { runtime, fingerprint, checkedAt: this.#now() });
     this.#deps.log.info({ tenant: tenantId, kids: jwks.keys.map((k) => k.kid) }, cached ? 'tenant provider rebuilt' : 'tenant provider created');
     return runtime;

@@ -24,12 +24,20 @@ export interface Browser {
   postForm(url: string, form: Record<string, string>): Promise<Response>;
 }
 
-/** fetch with a cookie jar and no automatic redirects (tests follow them step by step). */
+/**
+ * fetch with a cookie jar and no automatic redirects (tests follow them step by step). Like
+ * a browser submitting the page it shows, a form post carries the CSRF token of the last
+ * Castellan page fetched, unless the test sets `csrf` itself.
+ */
 export function newBrowser(): Browser {
   const jar = new CookieJar();
+  let csrf: string | undefined;
   const send = async (url: string, init: RequestInit) => {
     const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: jar.header() } });
     jar.store(response);
+    if (response.headers.get('content-type')?.includes('text/html')) {
+      csrf = /name="csrf" value="([^"]+)"/.exec(await response.clone().text())?.[1] ?? csrf;
+    }
     return response;
   };
   return {
@@ -37,7 +45,7 @@ export function newBrowser(): Browser {
     postForm: (url, form) => send(url, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
-      body: new URLSearchParams(form).toString(),
+      body: new URLSearchParams({ ...(csrf !== undefined ? { csrf } : {}), ...form }).toString(),
     }),
   };
 }
