@@ -9,6 +9,9 @@ commands:
   initial-access-token <tenant> [--ttl <seconds>]
       Issues an RFC 7591 initial access token for a tenant whose registration.mode is
       "initial-access-token", and prints it. Default lifetime: 86400 s.
+  user create <tenant> <login> [--email <address>] [--name <full name>]
+      Creates a user who signs in with a password (hashed with argon2id). The password is
+      read from standard input (first line), never from the command line.
 
 Settings come from the same environment as the server (MONGODB_URL, REDIS_URL,
 CASTELLAN_KEY_ENCRYPTION_KEY, ...): the CLI must use the server's stores.`;
@@ -18,9 +21,17 @@ async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      ttl: { type: 'string' },
+      email: { type: 'string' },
+      name: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const [command, tenant] = positionals;
+  if (!values.help && command === 'user' && positionals[1] === 'create' && positionals[2] && positionals[3]) {
+    return createUser(positionals[2], positionals[3], { email: values.email, name: values.name });
+  }
   if (values.help || command !== 'initial-access-token' || !tenant) {
     process.stderr.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
@@ -44,6 +55,42 @@ async function main(argv: string[]): Promise<number> {
     }
     const token = new runtime.provider.InitialAccessToken({ expiresIn: ttl });
     process.stdout.write(`${await token.save()}\n`);
+    return 0;
+  } finally {
+    await core.close();
+  }
+}
+
+/** The first line of standard input: how a password reaches the CLI without showing in `ps`. */
+async function readPasswordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer);
+    if (Buffer.concat(chunks).includes(0x0a)) break;
+  }
+  return (Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '');
+}
+
+async function createUser(tenant: string, login: string, claims: { email: string | undefined; name: string | undefined }): Promise<number> {
+  const settings = loadSettings();
+  if (settings.storage === 'memory') {
+    process.stderr.write('no MONGODB_URL: an in-memory store cannot be shared with a running server\n');
+    return 2;
+  }
+  const password = await readPasswordFromStdin();
+  const core = await openCore(settings, createLogger('warn'));
+  try {
+    if (!(await core.storage.tenants.get(tenant))) {
+      process.stderr.write(`unknown tenant "${tenant}"\n`);
+      return 2;
+    }
+    const user = await core.storage.users.create({
+      tenant,
+      login,
+      password,
+      claims: { ...(claims.email ? { email: claims.email, email_verified: false } : {}), ...(claims.name ? { name: claims.name } : {}) },
+    });
+    process.stdout.write(`${user.id}\n`);
     return 0;
   } finally {
     await core.close();

@@ -1,8 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
+import { runCodeFlow } from '../support/oauth.ts';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'admin', 'cli.ts');
@@ -15,6 +16,19 @@ async function cli(env: Record<string, string>, args: string[]): Promise<{ code:
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/** Runs the CLI with a line on standard input (how passwords reach it). */
+function cliWithInput(env: Record<string, string>, args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(input);
+  });
 }
 
 describe('the castellan CLI on FerretDB + Redis', () => {
@@ -36,6 +50,25 @@ describe('the castellan CLI on FerretDB + Redis', () => {
       body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:5000/callback'], token_endpoint_auth_method: 'none' }),
     });
     expect(response.status).toBe(201);
+  });
+
+  it('creates a user whose password (read from stdin) signs in at the running server', async () => {
+    const password = 'a long enough password';
+    const created = await cliWithInput(castellan.env, ['user', 'create', 'demo', 'alice', '--email', 'alice@example.com', '--name', 'Alice'], `${password}\n`);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout.trim()).toMatch(/^\S+$/);
+    const flow = await runCodeFlow({
+      issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: 'http://127.0.0.1:53500/callback', scope: 'openid',
+      login: 'alice', password,
+    });
+    expect(flow.code).toEqual(expect.any(String));
+
+    const taken = await cliWithInput(castellan.env, ['user', 'create', 'demo', 'ALICE'], `${password}\n`);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).not.toMatch(/\n\s+at /);
+    const short = await cliWithInput(castellan.env, ['user', 'create', 'demo', 'bob'], 'short\n');
+    expect(short.code).toBe(1);
+    expect(short.stderr).toContain('password');
   });
 
   it('refuses tenants that do not use initial access tokens, unknown tenants and bad input, without a stack', async () => {
