@@ -33,6 +33,8 @@ async function main(): Promise<void> {
       `  issuer:               ${base}/t/${d.tenant}`,
       `  metadata (RFC 8414):  ${base}/.well-known/oauth-authorization-server/t/${d.tenant}`,
       `  OIDC discovery:       ${base}/.well-known/openid-configuration/t/${d.tenant}`,
+      `  registration:         ${base}/t/${d.tenant}/reg (open: RFC 7591; https URL client_ids: CIMD)`,
+      `  device sign-in:       ${base}/t/${d.tenant}/device`,
       `  public client:        ${d.agentClientId} (auth code + PKCE, redirect http://127.0.0.1:<any port>/callback)`,
       `  confidential client:  ${d.serviceClientId} / secret ${secret}`,
       `  user:                 ${d.userLogin} / ${d.userPassword ?? '(set on first start; CASTELLAN_DEMO_USER_PASSWORD pins it)'}`,
