@@ -84,6 +84,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
       cookieKeys: (tenant) => deriveCookieKeys(cookieSecret, tenant),
       registrationAbuse: storage.registrationAbuse,
       documentCache: storage.documentCache,
+      retryCache: storage.retryCache,
       audit,
       fetchCa: settings.fetchCaFile ? await readCaFile(settings.fetchCaFile) : undefined,
       log,
@@ -127,6 +128,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       registrationAbuse: storage.registrationAbuse,
       modelStores: (tenant) => storage.modelStores(tenant),
       deviceLimits: storage.deviceLimits,
+      retryCache: storage.retryCache,
       log,
       ready: () => storage.ping(),
     });

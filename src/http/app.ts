@@ -10,7 +10,10 @@ import type { TenantRegistry } from '../tenants/tenant-registry.ts';
 import { registrationCors } from './cors.ts';
 import { guardCodeEntry, guardDevicePolling } from '../grants/device/device-guards.ts';
 import type { DeviceLimits } from '../grants/device/device-limits.ts';
+import { answerRefreshRetry } from '../grants/refresh-retry/refresh-retry-guard.ts';
+import type { RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
 import { errorHandler } from './error-handler.ts';
+import { readTokenForm } from './token-form.ts';
 import { bodyLimit } from './request-guards.ts';
 import { securityHeaders } from './security-headers.ts';
 import { handOverToProvider, pinForwardedHeaders, publicOriginOf } from './tenant-mount.ts';
@@ -26,6 +29,8 @@ export interface AppDeps {
   modelStores: (tenant: string) => ModelStores;
   /** Device flow polling and user-code attempt limits. */
   deviceLimits: DeviceLimits;
+  /** Answers kept for refresh-token retries within the grace. */
+  retryCache: RetryCache;
   log: Logger;
   /** Answers whether storage is reachable, for /readyz. */
   ready: () => Promise<boolean>;
@@ -78,10 +83,15 @@ export function createApp(deps: AppDeps): Koa {
         const gateDeps = { policy: deps.policy, abuse: deps.registrationAbuse, modelStores: deps.modelStores };
         return guardRegistration(ctx, runtime, rest, gateDeps, () => handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy));
       }
-      if (runtime.settings.deviceFlow.enabled && ctx.method === 'POST') {
-        if (rest === '/token') await guardDevicePolling(ctx, runtime, deps.deviceLimits);
-        else if (rest === '/device' && (await guardCodeEntry(ctx, runtime, deps.deviceLimits))) return;
+      const { deviceFlow, ttl } = runtime.settings;
+      if (ctx.method === 'POST' && rest === '/token' && (deviceFlow.enabled || ttl.refreshRetryGrace > 0)) {
+        const form = await readTokenForm(ctx);
+        if (form) {
+          await guardDevicePolling(form, runtime, deps.deviceLimits);
+          if (await answerRefreshRetry(ctx, form, runtime, deps.retryCache)) return;
+        }
       }
+      if (deviceFlow.enabled && ctx.method === 'POST' && rest === '/device' && (await guardCodeEntry(ctx, runtime, deps.deviceLimits))) return;
       return handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy);
     }
 

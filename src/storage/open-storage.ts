@@ -16,6 +16,7 @@ import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.t
 import { createMemoryRegistrationAbuseStore } from '../registration/abuse/abuse-store.memory.ts';
 import { createRedisRegistrationAbuseStore } from '../registration/abuse/abuse-store.redis.ts';
 import { memoryLoginLimiters, redisLoginLimiters, type LoginLimiters } from '../accounts/login-throttle.ts';
+import { createMemoryRetryCache, createRedisRetryCache, type RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
 import { createMemoryDeviceLimits, createRedisDeviceLimits, type DeviceLimits } from '../grants/device/device-limits.ts';
 import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
@@ -38,6 +39,8 @@ export interface Storage {
   deviceLimits: DeviceLimits;
   /** Failed sign-in counters (Redis where there is Redis). */
   loginLimiters: LoginLimiters;
+  /** Sealed answers for refresh-token retries within the grace. */
+  retryCache: RetryCache;
   /** True when every server behind the storage answers. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -64,6 +67,7 @@ function openMemory(): Storage {
     registrationAbuse: createMemoryRegistrationAbuseStore(),
     deviceLimits: createMemoryDeviceLimits(),
     loginLimiters: memoryLoginLimiters(),
+    retryCache: createMemoryRetryCache(),
     ping: async () => true,
     close: async () => {},
   };
@@ -87,6 +91,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     let registrationAbuse = createMemoryRegistrationAbuseStore();
     let deviceLimits = createMemoryDeviceLimits();
     let loginLimiters = memoryLoginLimiters();
+    let retryCache = createMemoryRetryCache();
     if (settings.redisUrl) {
       redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
@@ -103,6 +108,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       registrationAbuse = createRedisRegistrationAbuseStore(redis, { keyPrefix: settings.redisPrefix });
       deviceLimits = createRedisDeviceLimits(redis, settings.redisPrefix);
       loginLimiters = redisLoginLimiters(redis, settings.redisPrefix);
+      retryCache = createRedisRetryCache(redis, settings.redisPrefix);
     }
     const connectedRedis = redis;
     return {
@@ -118,6 +124,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       registrationAbuse,
       deviceLimits,
       loginLimiters,
+      retryCache,
       async ping() {
         await db.command({ ping: 1 });
         if (connectedRedis) await connectedRedis.ping();

@@ -5,6 +5,7 @@ import type { JSONWebKeySet, JWK } from 'jose';
 import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
 import { registerJwtBearer } from '../grants/id-jag/jwt-bearer-grant.ts';
 import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-exchange/token-exchange-grant.ts';
+import { retryKey, sealAnswer, type RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import { assignedClientId } from '../registration/abuse/assigned-client-id.ts';
@@ -45,6 +46,8 @@ export interface TenantProviderInput {
   fetchCa: string | Buffer | undefined;
   onCimdRefused: CimdRefusalListener;
   audit: AuditSink;
+  retryCache: RetryCache;
+  onRetryCacheError: (err: unknown) => void;
 }
 
 /** Standard claims released per scope (OIDC Core §5.4). */
@@ -214,6 +217,19 @@ export function createTenantProvider(input: TenantProviderInput): Provider {
   provider.on('device_authorization.success', (_ctx, body: Record<string, unknown>) => {
     body.interval = input.settings.deviceFlow.interval;
   });
+  // Keep a public client's freshly rotated pair for the retry grace (refresh-retry.ts).
+  const grace = input.settings.ttl.refreshRetryGrace;
+  if (grace > 0) {
+    provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+      const old = (ctx.oidc.params as { grant_type?: unknown; refresh_token?: unknown } | undefined);
+      const client = ctx.oidc.client;
+      if (old?.grant_type !== 'refresh_token' || typeof old.refresh_token !== 'string' || !client) return;
+      if (client.clientAuthMethod !== 'none') return;
+      const body = ctx.body as Record<string, unknown>;
+      const sealed = sealAnswer(old.refresh_token, { clientId: client.clientId, body });
+      input.retryCache.set(retryKey(input.tenantId, old.refresh_token), sealed, grace * 1000).catch(input.onRetryCacheError);
+    });
+  }
   if (input.settings.tokenExchange.enabled) {
     registerTokenExchange(provider, {
       tenantId: input.tenantId,

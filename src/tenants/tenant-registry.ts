@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { TenantNotFoundError } from '../errors/errors.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
+import type { RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
 import type { DocumentCache } from '../registration/cimd/document-cache.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
 import { watchClientUse } from '../registration/abuse/client-usage.ts';
@@ -48,6 +49,7 @@ export interface TenantRegistryDeps {
   documentCache: DocumentCache;
   fetchCa: string | Buffer | undefined;
   audit: AuditSink;
+  retryCache: RetryCache;
   log: Logger;
   /** How long a built provider is trusted before its tenant record and keys are re-read. */
   refreshAfterMs?: number;
@@ -146,6 +148,8 @@ export class TenantRegistry {
       documentCache: this.#deps.documentCache,
       fetchCa: this.#deps.fetchCa,
       audit: this.#deps.audit,
+      retryCache: this.#deps.retryCache,
+      onRetryCacheError: (err) => this.#deps.log.warn({ err, tenant: tenantId }, 'could not keep a refresh answer for retries'),
       onCimdRefused: (refusal) => this.#deps.log.info({ ...refusal, tenant: refusal.tenantId }, 'client ID metadata document refused'),
     });
     watchClientUse(provider, tenantId, this.#deps.registrationAbuse, (err) => this.#deps.log.warn({ err, tenant: tenantId }, 'recording a client\'s use failed'));

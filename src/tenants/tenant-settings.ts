@@ -194,6 +194,12 @@ export const tenantSettingsSchema = z.object({
       authorizationCode: seconds(60, 600),
       idToken: seconds(3600, DAY),
       refreshToken: seconds(14 * DAY, 365 * DAY),
+      /**
+       * A public client presenting a refresh token again this soon after it was rotated (a
+       * retry that lost the answer) gets the same new pair instead of having its grant
+       * revoked for reuse. 0 turns the grace off.
+       */
+      refreshRetryGrace: z.number().int().min(0).max(60).default(10),
       interaction: seconds(600, DAY),
       session: seconds(14 * DAY, 365 * DAY),
       grant: seconds(14 * DAY, 365 * DAY),

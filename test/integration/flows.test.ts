@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, STORAGE_KINDS, type TestCastellan } from '../support/castellan.ts';
 import { basicAuth, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
 
@@ -24,6 +25,12 @@ describe.each(STORAGE_KINDS)('flows on the %s store', (kind) => {
   let castellan: TestCastellan;
   beforeAll(async () => {
     castellan = await startTestCastellan(kind, `flows_${kind}`);
+    // No retry grace here: a replayed refresh token must count as reuse at once
+    // (the grace has its own tests in refresh-retry.test.ts).
+    await castellan.running.storage.tenants.update('demo', {
+      settings: { ...DEMO_TENANT_SETTINGS, ttl: { refreshRetryGrace: 0 } },
+    });
+    castellan.running.tenants.invalidate('demo');
   });
   afterAll(async () => castellan?.stop());
 

@@ -10,13 +10,10 @@ const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 /**
  * RFC 8628 §3.5 at the token endpoint: a device polling faster than its interval gets
- * slow_down and 5 more seconds of interval; oidc-provider has no such check. The form is
- * read here, so it is left as the parsed body for oidc-provider.
+ * slow_down and 5 more seconds of interval; oidc-provider has no such check.
  */
-export async function guardDevicePolling(ctx: Context, runtime: TenantRuntime, limits: DeviceLimits): Promise<void> {
-  if (!ctx.is('application/x-www-form-urlencoded')) return;
-  const form = await readFormBody(ctx);
-  (ctx.req as IncomingMessage & { body?: unknown }).body = Object.fromEntries(form);
+export async function guardDevicePolling(form: URLSearchParams, runtime: TenantRuntime, limits: DeviceLimits): Promise<void> {
+  if (!runtime.settings.deviceFlow.enabled) return;
   const deviceCode = form.get('device_code');
   if (form.get('grant_type') !== DEVICE_CODE_GRANT || !deviceCode) return;
   const verdict = await limits.poll(runtime.tenantId, deviceCode, runtime.settings.deviceFlow.interval);
