@@ -13,7 +13,7 @@ import type { DeviceLimits } from '../grants/device/device-limits.ts';
 import { answerRefreshRetry } from '../grants/refresh-retry/refresh-retry-guard.ts';
 import type { RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
 import { errorHandler } from './error-handler.ts';
-import { readTokenForm } from './token-form.ts';
+import { readFormForProvider } from './provider-body.ts';
 import { bodyLimit } from './request-guards.ts';
 import { securityHeaders } from './security-headers.ts';
 import { handOverToProvider, pinForwardedHeaders, publicOriginOf } from './tenant-mount.ts';
@@ -85,7 +85,7 @@ export function createApp(deps: AppDeps): Koa {
       }
       const { deviceFlow, ttl } = runtime.settings;
       if (ctx.method === 'POST' && rest === '/token' && (deviceFlow.enabled || ttl.refreshRetryGrace > 0)) {
-        const form = await readTokenForm(ctx);
+        const form = await readFormForProvider(ctx);
         if (form) {
           await guardDevicePolling(form, runtime, deps.deviceLimits);
           if (await answerRefreshRetry(ctx, form, runtime, deps.retryCache)) return;

@@ -1,7 +1,7 @@
-import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import type { Client } from 'oidc-provider';
 import { InvalidSoftwareStatementError, RegistrationRefusedError } from '../errors/errors.ts';
+import { handBodyToProvider } from '../http/provider-body.ts';
 import { readJsonObjectBody } from '../http/request-body.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
@@ -72,11 +72,6 @@ export interface RegistrationGateDeps {
 /** RFC 7592 client configuration endpoint, below the registration endpoint. */
 const CLIENT_PATH = /^\/reg\/([^/]+)$/;
 
-/** oidc-provider reads req.body when the stream was already consumed. */
-function handOverBody(ctx: Context, body: Record<string, unknown>): void {
-  (ctx.req as IncomingMessage & { body?: unknown }).body = body;
-}
-
 /** See acceptEchoedClientSecret: reads the stored client only when the update echoes a secret. */
 async function withEchoedSecretAccepted(
   runtime: TenantRuntime,
@@ -144,7 +139,7 @@ async function registerClient(
   try {
     await admitSelfRegisteredClient(deps.abuse, tenantId, clientId, limits, fingerprint);
     assignClientId(ctx.req, clientId);
-    handOverBody(ctx, metadata);
+    handBodyToProvider(ctx, metadata);
     await handOver();
     created = ctx.res.statusCode === 201;
   } finally {
@@ -181,7 +176,7 @@ async function updateClient(
 ): Promise<void> {
   const { tenantId, settings } = runtime;
   const metadata = await checkRegistration(await readJsonObjectBody(ctx), 'update', tenantId, settings, deps.policy);
-  handOverBody(ctx, await withEchoedSecretAccepted(runtime, clientId, metadata));
+  handBodyToProvider(ctx, await withEchoedSecretAccepted(runtime, clientId, metadata));
   await handOver();
   if (ctx.res.statusCode === 200) await deps.abuse.detachFingerprint(tenantId, clientId);
 }

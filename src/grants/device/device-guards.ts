@@ -1,7 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import { SlowDownError } from '../../errors/errors.ts';
-import { readFormBody } from '../../http/request-body.ts';
+import { readFormForProvider } from '../../http/provider-body.ts';
 import { renderDeviceCodeLimited } from '../../interactions/device-pages.ts';
 import type { TenantRuntime } from '../../tenants/tenant-registry.ts';
 import type { DeviceLimits } from './device-limits.ts';
@@ -27,9 +26,8 @@ export async function guardDevicePolling(form: URLSearchParams, runtime: TenantR
  */
 export async function guardCodeEntry(ctx: Context, runtime: TenantRuntime, limits: DeviceLimits): Promise<boolean> {
   const { settings, tenantId } = runtime;
-  if (!ctx.is('application/x-www-form-urlencoded')) return false;
-  const form = await readFormBody(ctx);
-  (ctx.req as IncomingMessage & { body?: unknown }).body = Object.fromEntries(form);
+  const form = await readFormForProvider(ctx);
+  if (!form) return false;
   // Only a typed code is a guess; the Yes/No answer on the confirmation page is not.
   if (form.has('confirm') || form.has('abort')) return false;
   const limit = { attempts: settings.deviceFlow.attempts, windowSeconds: settings.deviceFlow.attemptWindowSeconds };
