@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { rateVerdictOf, type RateVerdict } from '../../registration/abuse/abuse-store.ts';
+import { limiterPerLimit, rateVerdictOf, type RateLimit, type RateVerdict } from '../../storage/rate-limits.ts';
 
 /** RFC 8628 §3.5: each too-early poll adds 5 seconds to the interval the device must keep. */
 export const SLOW_DOWN_STEP_SECONDS = 5;
@@ -26,19 +26,8 @@ export interface AttemptLimit {
   windowSeconds: number;
 }
 
-/** One limiter per distinct limit (tenants may set their own), made on first use. */
-function limiterCache<T>(make: (limit: AttemptLimit) => T): (limit: AttemptLimit) => T {
-  const limiters = new Map<string, T>();
-  return (limit) => {
-    const key = `${limit.attempts}/${limit.windowSeconds}`;
-    let limiter = limiters.get(key);
-    if (!limiter) {
-      limiter = make(limit);
-      limiters.set(key, limiter);
-    }
-    return limiter;
-  };
-}
+
+const asRateLimit = (limit: AttemptLimit): RateLimit => ({ points: limit.attempts, durationSeconds: limit.windowSeconds });
 
 const digest = (value: string) => createHash('sha256').update(value).digest('base64url');
 
@@ -58,11 +47,11 @@ return {verdict, interval}
 `;
 
 export function createRedisDeviceLimits(redis: Redis | Cluster, prefix: string): DeviceLimits {
-  const limiterFor = limiterCache((limit) => new RateLimiterRedis({
+  const limiterFor = limiterPerLimit((limit) => new RateLimiterRedis({
     storeClient: redis,
-    keyPrefix: `${prefix}:device-attempts:${limit.attempts}:${limit.windowSeconds}`,
-    points: limit.attempts,
-    duration: limit.windowSeconds,
+    keyPrefix: `${prefix}:device-attempts:${limit.points}:${limit.durationSeconds}`,
+    points: limit.points,
+    duration: limit.durationSeconds,
   }));
   return {
     async poll(tenant, deviceCode, intervalSeconds, now = Date.now()) {
@@ -72,13 +61,13 @@ export function createRedisDeviceLimits(redis: Redis | Cluster, prefix: string):
       )) as [number, number];
       return verdict === 1 ? { ok: true } : { ok: false, intervalSeconds: interval };
     },
-    attempt: (tenant, key, limit) => rateVerdictOf(limiterFor(limit).consume(`${tenant}:${key}`)),
+    attempt: (tenant, key, limit) => rateVerdictOf(limiterFor(asRateLimit(limit)).consume(`${tenant}:${key}`)),
   };
 }
 
 export function createMemoryDeviceLimits(): DeviceLimits {
   const polls = new Map<string, { last: number; interval: number }>();
-  const limiterFor = limiterCache((limit): RateLimiterAbstract => new RateLimiterMemory({ points: limit.attempts, duration: limit.windowSeconds }));
+  const limiterFor = limiterPerLimit((limit): RateLimiterAbstract => new RateLimiterMemory({ points: limit.points, duration: limit.durationSeconds }));
   return {
     async poll(tenant, deviceCode, intervalSeconds, now = Date.now()) {
       const key = `${tenant}:${digest(deviceCode)}`;
@@ -92,6 +81,6 @@ export function createMemoryDeviceLimits(): DeviceLimits {
       polls.set(key, { last: now, interval: record?.interval ?? intervalSeconds });
       return { ok: true };
     },
-    attempt: (tenant, key, limit) => rateVerdictOf(limiterFor(limit).consume(`${tenant}:${key}`)),
+    attempt: (tenant, key, limit) => rateVerdictOf(limiterFor(asRateLimit(limit)).consume(`${tenant}:${key}`)),
   };
 }

@@ -1,4 +1,5 @@
 import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { limiterPerLimit } from '../../storage/rate-limits.ts';
 import { RATE_WINDOW_SECONDS, rateVerdictOf, type FingerprintHolder, type RegistrationAbuseStore } from './abuse-store.ts';
 
 /**
@@ -19,7 +20,7 @@ interface TenantState {
 
 export function createMemoryRegistrationAbuseStore(): RegistrationAbuseStore {
   const tenants = new Map<string, TenantState>();
-  const limiters = new Map<number, RateLimiterMemory>();
+  const limiterFor = limiterPerLimit((limit) => new RateLimiterMemory({ keyPrefix: 'dcr', points: limit.points, duration: limit.durationSeconds }));
 
   function state(tenant: string): TenantState {
     let found = tenants.get(tenant);
@@ -42,11 +43,7 @@ export function createMemoryRegistrationAbuseStore(): RegistrationAbuseStore {
 
   return {
     async countRegistration(tenant, source, perHour) {
-      let limiter = limiters.get(perHour);
-      if (limiter === undefined) {
-        limiter = new RateLimiterMemory({ keyPrefix: 'dcr', points: perHour, duration: RATE_WINDOW_SECONDS });
-        limiters.set(perHour, limiter);
-      }
+      const limiter = limiterFor({ points: perHour, durationSeconds: RATE_WINDOW_SECONDS });
       return rateVerdictOf(limiter.consume(`${tenant}:${source}`));
     },
     async admitClient(tenant, clientId, { max, now, fingerprint }) {

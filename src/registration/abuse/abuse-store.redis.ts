@@ -1,6 +1,7 @@
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { Script } from '../../storage/redis/lua-script.ts';
 import type { RedisClient } from '../../storage/redis/redis-model-store.ts';
+import { limiterPerLimit } from '../../storage/rate-limits.ts';
 import { RATE_WINDOW_SECONDS, rateVerdictOf, type FingerprintHolder, type RegistrationAbuseStore } from './abuse-store.ts';
 
 /**
@@ -77,7 +78,12 @@ export function createRedisRegistrationAbuseStore(
   options: RedisRegistrationAbuseStoreOptions = {},
 ): RegistrationAbuseStore {
   const prefix = options.keyPrefix ?? 'castellan';
-  const limiters = new Map<number, RateLimiterRedis>();
+  const limiterFor = limiterPerLimit((limit) => new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${prefix}:dcr-rate`,
+    points: limit.points,
+    duration: limit.durationSeconds,
+  }));
   const tenantKey = (tenant: string, name: string): string => `${prefix}:dcr:{${tenant}}:${name}`;
   const clientsKey = (tenant: string): string => tenantKey(tenant, 'clients');
   const fingerprintOfKey = (tenant: string): string => tenantKey(tenant, 'fingerprint-of');
@@ -95,16 +101,7 @@ export function createRedisRegistrationAbuseStore(
 
   return {
     async countRegistration(tenant, source, perHour) {
-      let limiter = limiters.get(perHour);
-      if (limiter === undefined) {
-        limiter = new RateLimiterRedis({
-          storeClient: redis,
-          keyPrefix: `${prefix}:dcr-rate`,
-          points: perHour,
-          duration: RATE_WINDOW_SECONDS,
-        });
-        limiters.set(perHour, limiter);
-      }
+      const limiter = limiterFor({ points: perHour, durationSeconds: RATE_WINDOW_SECONDS });
       return rateVerdictOf(limiter.consume(`${tenant}:${source}`));
     },
     async admitClient(tenant, clientId, { max, now, fingerprint }) {

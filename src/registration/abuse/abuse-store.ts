@@ -1,4 +1,6 @@
-import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateVerdict } from '../../storage/rate-limits.ts';
+
+export { rateVerdictOf, type RateVerdict } from '../../storage/rate-limits.ts';
 
 /**
  * What Castellan counts and remembers about self-registered clients (RFC 7591), per tenant:
@@ -11,7 +13,6 @@ import { RateLimiterRes } from 'rate-limiter-flexible';
  * otherwise. Losing this state loses no access: clients stay registered; only the limits
  * start again from zero and old clients are no longer swept.
  */
-export type RateVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
 /** Who holds a metadata fingerprint: the client it names, and when it was claimed (epoch ms). */
 export interface FingerprintHolder {
@@ -71,13 +72,3 @@ export interface RegistrationAbuseStore {
 /** The registration rate limit counts per hour (`limits.perIpPerHour`). */
 export const RATE_WINDOW_SECONDS = 3600;
 
-/** rate-limiter-flexible rejects with a RateLimiterRes over the limit, with an Error when its store fails. */
-export async function rateVerdictOf(consumption: Promise<unknown>): Promise<RateVerdict> {
-  try {
-    await consumption;
-    return { allowed: true };
-  } catch (rejection) {
-    if (rejection instanceof RateLimiterRes) return { allowed: false, retryAfterSeconds: Math.ceil(rejection.msBeforeNext / 1000) };
-    throw rejection;
-  }
-}
