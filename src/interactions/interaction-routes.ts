@@ -17,6 +17,17 @@ const loginForm = z.object({
 
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/** What the consent prompt asks for (oidc-provider's consent prompt details). */
+interface ConsentAsked {
+  missingOIDCScope?: string[];
+  missingOIDCClaims?: string[];
+  missingResourceScopes?: Record<string, string[]>;
+}
+
+function consentAsked(details: InteractionDetails): ConsentAsked {
+  return details.prompt.details as ConsentAsked;
+}
+
 function loginPage(ctx: Context, runtime: TenantRuntime, details: InteractionDetails, error?: string): void {
   const title = `Sign in to ${runtime.settings.displayName ?? runtime.tenantId}`;
   const action = `/t/${runtime.tenantId}/interaction/${details.uid}/login`;
@@ -47,10 +58,7 @@ async function clientDisplay(provider: Provider, clientId: string): Promise<Clie
 }
 
 function consentPage(ctx: Context, runtime: TenantRuntime, details: InteractionDetails, client: ClientDisplay): void {
-  const promptDetails = details.prompt.details as {
-    missingOIDCScope?: string[];
-    missingResourceScopes?: Record<string, string[]>;
-  };
+  const promptDetails = consentAsked(details);
   const scopes = [...(promptDetails.missingOIDCScope ?? [])];
   const resources = Object.entries(promptDetails.missingResourceScopes ?? {});
   const base = `/t/${escapeHtml(runtime.tenantId)}/interaction/${escapeHtml(details.uid)}`;
@@ -77,11 +85,7 @@ async function grantConsent(provider: Provider, details: InteractionDetails): Pr
   const grant = details.grantId
     ? (await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId })
     : new provider.Grant({ accountId, clientId });
-  const d = details.prompt.details as {
-    missingOIDCScope?: string[];
-    missingOIDCClaims?: string[];
-    missingResourceScopes?: Record<string, string[]>;
-  };
+  const d = consentAsked(details);
   if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
   if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
   for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
