@@ -124,6 +124,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       trustProxy: settings.trustProxy,
       tenants,
       checkLogin: throttledLoginCheck((tenant, login, password) => storage.users.verifyPassword(tenant, login, password), storage.loginLimiters),
+      accounts: storage.users,
       policy,
       registrationAbuse: storage.registrationAbuse,
       modelStores: (tenant) => storage.modelStores(tenant),

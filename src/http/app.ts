@@ -1,7 +1,9 @@
 import Koa, { type Context } from 'koa';
 import type { Logger } from 'pino';
 import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
-import { handleInteraction, type LoginCheck } from '../interactions/interaction-routes.ts';
+import type { AccountService } from '../accounts/accounts.ts';
+import type { LoginCheck } from '../accounts/login-throttle.ts';
+import { handleInteraction, type InteractionDeps } from '../interactions/interaction-routes.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
 import { guardRegistration } from '../registration/registration-gate.ts';
@@ -23,6 +25,7 @@ export interface AppDeps {
   trustProxy: boolean;
   tenants: TenantRegistry;
   checkLogin: LoginCheck;
+  accounts: AccountService;
   policy: PolicyHooks;
   /** Abuse limits and books of self-registered clients. */
   registrationAbuse: RegistrationAbuseStore;
@@ -50,6 +53,7 @@ function requireGet(ctx: Context): void {
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: deps.trustProxy });
   const origin = publicOriginOf(deps.baseUrl);
+  const interactions: InteractionDeps = { checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores };
   // Koa would print every error itself; ours are logged once, by the error handler.
   app.silent = true;
 
@@ -72,7 +76,7 @@ export function createApp(deps: AppDeps): Koa {
       const rest = tenantPath[2] ?? '/';
       if (rest.startsWith('/interaction/')) {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
-        return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), deps.checkLogin);
+        return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), interactions);
       }
       if (rest === '/.well-known/oauth-authorization-server' || rest === DISCOVERY_PATH) {
         requireGet(ctx);
