@@ -4,6 +4,7 @@ import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
 import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
 import { handleInteraction, type InteractionDeps } from '../interactions/interaction-routes.ts';
+import { handleUpstreamCallback } from '../interactions/upstream/upstream-callback.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
 import { guardRegistration } from '../registration/registration-gate.ts';
@@ -77,6 +78,10 @@ export function createApp(deps: AppDeps): Koa {
       if (rest.startsWith('/interaction/')) {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
         return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), interactions);
+      }
+      if (rest === '/upstream/callback') {
+        pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
+        return handleUpstreamCallback(ctx, runtime, interactions);
       }
       if (rest === '/.well-known/oauth-authorization-server' || rest === DISCOVERY_PATH) {
         requireGet(ctx);

@@ -2,7 +2,7 @@ import type Provider from 'oidc-provider';
 import { InvalidRequestError } from '../errors/errors.ts';
 import { csrfField } from './csrf.ts';
 import { finishInteraction, interactionPath, type InteractionDetails, type Step, type StepRequest } from './interaction-step.ts';
-import { escapeHtml, renderPage } from './views.ts';
+import { escapeHtml, pageLook, renderPage } from './views.ts';
 
 /** What the consent prompt asks for (oidc-provider's consent prompt details). */
 interface ConsentAsked {
@@ -38,7 +38,7 @@ export async function renderConsentPage(step: StepRequest): Promise<void> {
   const scopes = [...(asked.missingOIDCScope ?? [])];
   const resources = Object.entries(asked.missingResourceScopes ?? {});
   const base = escapeHtml(interactionPath(runtime, details));
-  renderPage(ctx, 'Allow access?', `<h1>Allow access?</h1>
+  renderPage(ctx, pageLook(runtime.tenantId, runtime.settings), 'Allow access?', `<h1>Allow access?</h1>
 ${client.logo ? `<img src="${escapeHtml(client.logo)}" alt="" width="48" height="48">` : ''}
 <p>The application <strong>${escapeHtml(client.name)}</strong>${client.host ? ` from <span class="host">${escapeHtml(client.host)}</span>` : ''} asks to:</p>
 <ul>${scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('')}

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { escapeHtml, renderPage } from './views.ts';
+import { escapeHtml, renderPage, type PageLook } from './views.ts';
 
 /** Why the code entry page is shown again, from oidc-provider's error names. */
 function entryMessage(err: unknown): string | undefined {
@@ -16,9 +16,9 @@ function entryMessage(err: unknown): string | undefined {
  * RFC 8628 §3.3: the page where a person types the code shown on the device. `form` is
  * oidc-provider's own form (with its CSRF token); case and dashes do not matter.
  */
-export function renderDeviceCodeEntry(ctx: Context, tenantName: string, form: string, err?: unknown): void {
+export function renderDeviceCodeEntry(ctx: Context, look: PageLook, form: string, err?: unknown): void {
   const message = entryMessage(err);
-  renderPage(ctx, 'Connect a device', `<h1>Connect a device to ${escapeHtml(tenantName)}</h1>
+  renderPage(ctx, look, 'Connect a device', `<h1>Connect a device to ${escapeHtml(look.name)}</h1>
 ${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : '<p>Enter the code shown on your device.</p>'}
 <label for="user_code">Code</label>
 ${form
@@ -29,12 +29,12 @@ ${form
 }
 
 /** Shown when a person has tried too many codes: the brute-force limit. */
-export function renderDeviceCodeLimited(ctx: Context, tenantName: string, retryAfterSeconds: number): void {
+export function renderDeviceCodeLimited(ctx: Context, look: PageLook, retryAfterSeconds: number): void {
   ctx.status = 429;
   ctx.set('Retry-After', String(retryAfterSeconds));
   const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
-  renderPage(ctx, 'Too many attempts', `<h1>Too many attempts</h1>
-<p role="alert">Too many codes were tried for ${escapeHtml(tenantName)}. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.</p>`);
+  renderPage(ctx, look, 'Too many attempts', `<h1>Too many attempts</h1>
+<p role="alert">Too many codes were tried for ${escapeHtml(look.name)}. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.</p>`);
 }
 
 export interface DeviceConfirmation {
@@ -48,8 +48,8 @@ export interface DeviceConfirmation {
  * RFC 8628 §5.4: before anything is granted, the person confirms that the code belongs to
  * the device in front of them, seeing which application asks for what.
  */
-export function renderDeviceConfirm(ctx: Context, form: string, details: DeviceConfirmation): void {
-  renderPage(ctx, 'Is this your device?', `<h1>Is this the device in front of you?</h1>
+export function renderDeviceConfirm(ctx: Context, look: PageLook, form: string, details: DeviceConfirmation): void {
+  renderPage(ctx, look, 'Is this your device?', `<h1>Is this the device in front of you?</h1>
 <p><strong>${escapeHtml(details.clientName)}</strong> shows the code <strong class="host">${escapeHtml(details.userCode)}</strong> and asks for:</p>
 <ul>${details.scopes.length ? details.scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('') : '<li>sign-in only</li>'}</ul>
 ${details.deviceInfo?.ua ? `<p>Requested by: ${escapeHtml(details.deviceInfo.ua)}</p>` : ''}
@@ -59,6 +59,6 @@ ${form}
 <button class="secondary" type="submit" form="op.deviceConfirmForm" name="abort" value="yes">No, cancel</button>`);
 }
 
-export function renderDeviceSuccess(ctx: Context, clientName: string): void {
-  renderPage(ctx, 'Device connected', `<h1>Device connected</h1><p>${escapeHtml(clientName)} is signed in. You can close this page.</p>`);
+export function renderDeviceSuccess(ctx: Context, look: PageLook, clientName: string): void {
+  renderPage(ctx, look, 'Device connected', `<h1>Device connected</h1><p>${escapeHtml(clientName)} is signed in. You can close this page.</p>`);
 }

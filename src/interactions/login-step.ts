@@ -4,7 +4,7 @@ import { csrfField } from './csrf.ts';
 import { interactionPath, type Step, type StepRequest } from './interaction-step.ts';
 import { completePasswordLogin } from './mfa/second-factor.ts';
 import { upstreamChoices } from './upstream/upstream-choices.ts';
-import { escapeHtml, renderPage } from './views.ts';
+import { escapeHtml, pageLook, renderPage } from './views.ts';
 
 const loginForm = z.object({
   login: z.string().trim().min(1).max(256),
@@ -13,10 +13,11 @@ const loginForm = z.object({
 
 export function renderLoginPage(step: StepRequest, error?: string): void {
   const { ctx, runtime, details } = step;
-  const title = `Sign in to ${runtime.settings.displayName ?? runtime.tenantId}`;
+  const look = pageLook(runtime.tenantId, runtime.settings);
+  const title = `Sign in to ${look.name}`;
   const base = interactionPath(runtime, details);
   const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint : '';
-  renderPage(ctx, title, `<h1>${escapeHtml(title)}</h1>
+  renderPage(ctx, look, title, `<h1>${escapeHtml(title)}</h1>
 ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="${escapeHtml(base)}/login">${csrfField(runtime.csrfKey, details.uid)}
 <label for="login">Username</label><input id="login" name="login" type="text" autocomplete="username" required autofocus value="${escapeHtml(hint)}">

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
+import type { TenantSettings } from '../tenants/tenant-settings.ts';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -17,12 +18,23 @@ button{margin-top:1.25rem;padding:.6rem 1.2rem;font-size:1rem;border-radius:4px;
 button.secondary{background:#fff;color:#1d4ed8}.error{color:#b91c1c;font-weight:600}
 ul{padding-left:1.2rem}.host{font-weight:700;font-size:1.1rem}`;
 
+/** What every page of a tenant shows of it (settings.branding). */
+export interface PageLook {
+  name: string;
+  logoUri: string | undefined;
+  accentColor: string;
+}
+
+export function pageLook(tenantId: string, settings: Pick<TenantSettings, 'displayName' | 'branding'>): PageLook {
+  return { name: settings.displayName ?? tenantId, logoUri: settings.branding.logoUri, accentColor: settings.branding.accentColor };
+}
+
 /**
  * Renders one server-rendered page: no script at all, styles allowed only by nonce, no
  * framing (clickjacking). No form-action: browsers apply it to the redirect chain after a
  * submit, which ends at the client's redirect_uri.
  */
-export function renderPage(ctx: Context, title: string, body: string): void {
+export function renderPage(ctx: Context, _look: PageLook, title: string, body: string): void {
   const nonce = randomBytes(16).toString('base64');
   ctx.set(
     'Content-Security-Policy',

@@ -1,6 +1,7 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderDeviceCodeEntry, renderDeviceConfirm, renderDeviceSuccess } from '../interactions/device-pages.ts';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
+import { pageLook } from '../interactions/views.ts';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
 import { registerJwtBearer } from '../grants/id-jag/jwt-bearer-grant.ts';
@@ -60,7 +61,7 @@ const CLAIMS_BY_SCOPE = {
 /** Builds the oidc-provider configuration of one tenant: only features that really work. */
 export function providerConfiguration(input: TenantProviderInput): Configuration {
   const { settings, policy, tenantId } = input;
-  const tenantName = settings.displayName ?? tenantId;
+  const look = pageLook(tenantId, settings);
 
   const cimdInput = { tenantId, settings: settings.clientIdMetadataDocuments, allowedScopes: registrableScopes(settings) };
 
@@ -129,8 +130,8 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       userinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource: async (ctx, form) => renderLogoutPage(ctx, tenantName, form),
-        postLogoutSuccessSource: async (ctx) => renderLoggedOutPage(ctx, tenantName),
+        logoutSource: async (ctx, form) => renderLogoutPage(ctx, look, form),
+        postLogoutSuccessSource: async (ctx) => renderLoggedOutPage(ctx, look),
       },
       // RFC 7591/7592. Requests reach oidc-provider only after src/registration's checks.
       registration: {
@@ -151,14 +152,14 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         enabled: settings.deviceFlow.enabled,
         charset: 'base-20',
         mask: '****-****',
-        userCodeInputSource: async (ctx, form, _out, err) => renderDeviceCodeEntry(ctx, tenantName, form, err),
-        userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => renderDeviceConfirm(ctx, form, {
+        userCodeInputSource: async (ctx, form, _out, err) => renderDeviceCodeEntry(ctx, look, form, err),
+        userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => renderDeviceConfirm(ctx, look, form, {
           clientName: client.clientName ?? client.clientId,
           userCode,
           scopes: String((ctx.oidc.entities.DeviceCode?.params as { scope?: unknown } | undefined)?.scope ?? '').split(' ').filter(Boolean),
           deviceInfo: deviceInfo as { ip?: string; ua?: string } | undefined,
         }),
-        successSource: async (ctx) => renderDeviceSuccess(ctx, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'The device'),
+        successSource: async (ctx) => renderDeviceSuccess(ctx, look, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'The device'),
       },
       // Off until tested end to end; sender-constrained tokens come with the agent work.
       dPoP: { enabled: false },

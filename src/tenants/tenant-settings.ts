@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { isValidNetworkAllowlistEntry } from '../registration/cimd/address-policy.ts';
+import { mfaSettingsSchema } from '../interactions/mfa/mfa-settings.ts';
+import { brandingSchema, consentSettingsSchema } from '../interactions/page-settings.ts';
+import { upstreamIdpsSchema } from '../interactions/upstream/upstream-settings.ts';
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is one RFC 6749 §3.3 token');
 
@@ -213,6 +216,10 @@ export const tenantSettingsSchema = z.object({
   deviceFlow: deviceFlowSchema,
   clientIdMetadataDocuments: clientIdMetadataDocumentSchema,
   idJag: idJagSchema,
+  branding: brandingSchema,
+  consent: consentSettingsSchema,
+  mfa: mfaSettingsSchema,
+  upstreamIdps: upstreamIdpsSchema,
 }).superRefine((s, ctx) => {
   if (!s.signingAlgorithms.includes(s.accessTokenSigningAlgorithm)) {
     ctx.addIssue({

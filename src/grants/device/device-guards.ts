@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import { SlowDownError } from '../../errors/errors.ts';
 import { readFormForProvider } from '../../http/provider-body.ts';
 import { renderDeviceCodeLimited } from '../../interactions/device-pages.ts';
+import { pageLook } from '../../interactions/views.ts';
 import type { TenantRuntime } from '../../tenants/tenant-registry.ts';
 import type { DeviceLimits } from './device-limits.ts';
 
@@ -38,6 +39,6 @@ export async function guardCodeEntry(ctx: Context, runtime: TenantRuntime, limit
   ]);
   const refused = verdicts.find((v) => !v.allowed);
   if (!refused || refused.allowed) return false;
-  renderDeviceCodeLimited(ctx, settings.displayName ?? tenantId, refused.retryAfterSeconds);
+  renderDeviceCodeLimited(ctx, pageLook(tenantId, settings), refused.retryAfterSeconds);
   return true;
 }
