@@ -1,7 +1,8 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderDeviceCodeEntry, renderDeviceConfirm, renderDeviceSuccess } from '../interactions/device-pages.ts';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
-import { pageLook } from '../interactions/views.ts';
+import { pageLook, renderErrorPage } from '../interactions/views.ts';
+import { prefersHtml } from '../http/error-response.ts';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
 import { registerJwtBearer } from '../grants/id-jag/jwt-bearer-grant.ts';
@@ -190,7 +191,9 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       return { accountId: sub, claims: async () => claims };
     },
     renderError: async (ctx, out) => {
-      // Never an HTML page that echoes input unescaped; browsers get the same JSON shape.
+      // Errors oidc-provider cannot send to a validated redirect_uri (unknown client, bad
+      // redirect_uri, ...): a browser gets a page with the escaped error and no link, others JSON.
+      if (prefersHtml(ctx)) return renderErrorPage(ctx, look, out);
       ctx.type = 'json';
       ctx.body = out;
     },
@@ -231,6 +234,24 @@ export function createTenantProvider(input: TenantProviderInput): Provider {
       input.retryCache.set(retryKey(input.tenantId, old.refresh_token), sealed, grace * 1000).catch(input.onRetryCacheError);
     });
   }
+  // RFC 9700 §4.14.2: a replayed (already rotated) refresh token revokes its whole grant
+  // (oidc-provider's refresh_token grant, or our adapter's consume() when two uses race;
+  // both say "refresh token already used"). Record it, never the token itself.
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, err: unknown) => {
+    if (!(err instanceof errors.InvalidGrant) || (err as { error_detail?: unknown }).error_detail !== 'refresh token already used') return;
+    const token = ctx.oidc.entities.RefreshToken;
+    const event = {
+      type: 'refresh_token_reuse',
+      tenant: input.tenantId,
+      outcome: 'failure' as const,
+      error: 'invalid_grant',
+      client: ctx.oidc.client?.clientId,
+      subject: token?.accountId,
+      grantId: token?.grantId,
+    };
+    // A lost audit event is logged like any server error (tenant-registry.ts).
+    input.audit.record(event).catch((auditErr: unknown) => provider.emit('server_error', ctx, auditErr));
+  });
   if (input.settings.tokenExchange.enabled) {
     registerTokenExchange(provider, {
       tenantId: input.tenantId,
