@@ -3,7 +3,7 @@ import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet, type JWTPa
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
+import { basicAuth, CookieJar, newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
 
 /*
  * The OpenID Connect flow a person goes through, at the HTTP level, on FerretDB + Redis:
@@ -30,6 +30,37 @@ interface AuthRequest {
   verifier: string;
   state: string;
   nonce: string;
+}
+
+/** A browser that can also ask as an API client would (Accept: application/json), cookies shared. */
+interface DualClient extends Browser {
+  getJson(url: string): Promise<Response>;
+  postFormJson(url: string, form: Record<string, string>): Promise<Response>;
+}
+
+/** Like newBrowser() (cookie jar, the last page's CSRF token on every form post), either Accept. */
+function newDualClient(): DualClient {
+  const jar = new CookieJar();
+  let csrf: string | undefined;
+  const send = async (url: string, accept: string, form?: Record<string, string>) => {
+    const response = await fetch(url, {
+      method: form ? 'POST' : 'GET',
+      redirect: 'manual',
+      headers: { accept, cookie: jar.header(), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      ...(form ? { body: new URLSearchParams({ ...(csrf !== undefined ? { csrf } : {}), ...form }).toString() } : {}),
+    });
+    jar.store(response);
+    if (response.headers.get('content-type')?.includes('text/html')) {
+      csrf = /name="csrf" value="([^"]+)"/.exec(await response.clone().text())?.[1] ?? csrf;
+    }
+    return response;
+  };
+  return {
+    get: (url) => send(url, 'text/html'),
+    postForm: (url, form) => send(url, 'text/html', form),
+    getJson: (url) => send(url, 'application/json'),
+    postFormJson: (url, form) => send(url, 'application/json', form),
+  };
 }
 
 describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
@@ -542,7 +573,7 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
 
   describe('interaction error paths: standard error JSON, never a 500', () => {
     /** Opens the login page of a fresh interaction. */
-    async function loginPage(browser = newBrowser(), clientId = AGENT): Promise<{ browser: Browser; url: string; uid: string }> {
+    async function loginPage(browser = newDualClient(), clientId = AGENT): Promise<{ browser: DualClient; url: string; uid: string }> {
       const step = await follow(browser, authRequest(clientId).url, clientId === WEB ? WEB_REDIRECT : AGENT_REDIRECT);
       if (!isLoginPage(step)) throw new Error('expected the login page');
       return { browser, url: step.url, uid: new URL(step.url).pathname.split('/').pop() ?? '' };
@@ -559,23 +590,27 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
 
     it('an unknown uid, or another interaction\'s uid with this cookie, is 400', async () => {
       const { browser } = await loginPage();
-      await expectError(await browser.get(`${castellan.issuer}/interaction/${'A'.repeat(21)}`), 400);
+      await expectError(await browser.getJson(`${castellan.issuer}/interaction/${'A'.repeat(21)}`), 400);
       const other = await loginPage();
-      await expectError(await browser.get(other.url), 400, /interaction/);
-      await expectError(await browser.get(`${castellan.issuer}/interaction/bad%20uid`), 400);
-      await expectError(await browser.get(`${castellan.issuer}/interaction/${'A'.repeat(80)}`), 400);
+      await expectError(await browser.getJson(other.url), 400, /interaction/);
+      await expectError(await browser.getJson(`${castellan.issuer}/interaction/bad%20uid`), 400);
+      await expectError(await browser.getJson(`${castellan.issuer}/interaction/${'A'.repeat(80)}`), 400);
+      // A browser navigating gets the same status (as a page for people, never a redirect).
+      const page = await browser.get(other.url);
+      expect(page.status).toBe(400);
+      expect(page.headers.get('location')).toBeNull();
     });
 
     it('a missing or expired interaction cookie is 400', async () => {
       const { url, uid } = await loginPage();
       // No cookie at all (another browser, or cookies cleared).
-      await expectError(await newBrowser().get(url), 400);
-      await expectError(await newBrowser().postForm(`${url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
+      await expectError(await newDualClient().getJson(url), 400);
+      await expectError(await newDualClient().postFormJson(`${url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
       // The cookie, but the interaction has expired (its record is gone).
       const expired = await loginPage();
       await castellan.running.storage.modelStores('demo').ephemeral.destroy('Interaction', expired.uid);
-      await expectError(await expired.browser.get(expired.url), 400);
-      await expectError(await expired.browser.postForm(`${expired.url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
+      await expectError(await expired.browser.getJson(expired.url), 400);
+      await expectError(await expired.browser.postFormJson(`${expired.url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
       expect(uid).not.toBe(expired.uid);
     });
 
@@ -583,18 +618,18 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
       const { browser, url } = await loginPage();
       await browser.get(url);
       for (const [method, path, allow] of [['PUT', '/login', 'POST'], ['DELETE', '', 'GET'], ['GET', '/login', 'POST'], ['PATCH', '/abort', 'POST']] as const) {
-        const response = method === 'GET' ? await browser.get(`${url}${path}`) : await fetch(`${url}${path}`, { method });
+        const response = method === 'GET' ? await browser.getJson(`${url}${path}`) : await fetch(`${url}${path}`, { method });
         await expectError(response, 405);
         expect(response.headers.get('allow')).toBe(allow);
       }
-      await expectError(await browser.get(`${url}/nope`), 400);
+      await expectError(await browser.getJson(`${url}/nope`), 400);
     });
 
     it('a missing or wrong CSRF token is 403', async () => {
       const { browser, url } = await loginPage();
       await browser.get(url);
-      await expectError(await browser.postForm(`${url}/login`, { csrf: '', login: 'demo', password: 'x' }), 403, /CSRF/);
-      await expectError(await browser.postForm(`${url}/abort`, { csrf: 'forged' }), 403, /CSRF/);
+      await expectError(await browser.postFormJson(`${url}/login`, { csrf: '', login: 'demo', password: 'x' }), 403, /CSRF/);
+      await expectError(await browser.postFormJson(`${url}/abort`, { csrf: 'forged' }), 403, /CSRF/);
     });
 
     it('a form that is not urlencoded is 415, an oversized one 413', async () => {
@@ -616,22 +651,22 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
     it('a login post when the prompt is consent, and a consent post when the prompt is login, are 400', async () => {
       const { browser, url } = await loginPage();
       await browser.get(url);
-      await expectError(await browser.postForm(`${url}/confirm`, {}), 400, /not asking for consent/);
+      await expectError(await browser.postFormJson(`${url}/confirm`, {}), 400, /not asking for consent/);
       const consent = await submit(browser, { kind: 'page', url, status: 200, html: '' }, 'login', { login: 'demo', password: castellan.userPassword }, AGENT_REDIRECT);
       expect(isConsentPage(consent)).toBe(true);
       if (consent.kind !== 'page') return;
-      await expectError(await browser.postForm(`${consent.url}/login`, { login: 'demo', password: castellan.userPassword }), 400, /not asking for a login/);
+      await expectError(await browser.postFormJson(`${consent.url}/login`, { login: 'demo', password: castellan.userPassword }), 400, /not asking for a login/);
       // The interaction is still usable.
       const back = await submit(browser, consent, 'confirm', {}, AGENT_REDIRECT);
       expect(back.kind === 'redirect' && back.params.get('code')).toEqual(expect.any(String));
     });
 
     it('a finished interaction cannot be posted to again', async () => {
-      const { browser, url } = await loginPage(newBrowser(), WEB);
+      const { browser, url } = await loginPage(newDualClient(), WEB);
       const done = await submit(browser, { kind: 'page', url, status: 200, html: '' }, 'abort', {}, WEB_REDIRECT);
       expect(done.kind === 'redirect' && done.params.get('error')).toBe('access_denied');
-      await expectError(await browser.postForm(`${url}/abort`, {}), 400);
-      await expectError(await browser.postForm(`${url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
+      await expectError(await browser.postFormJson(`${url}/abort`, {}), 400);
+      await expectError(await browser.postFormJson(`${url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
     });
   });
 });

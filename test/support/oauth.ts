@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 /** A minimal cookie jar: enough for one browser-like walk through the code flow. */
-class CookieJar {
+export class CookieJar {
   readonly #cookies = new Map<string, string>();
   store(response: Response): void {
     for (const line of response.headers.getSetCookie()) {
