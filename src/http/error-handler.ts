@@ -1,8 +1,13 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { toErrorResponse } from './error-response.ts';
+import { NEUTRAL_LOOK, renderErrorPage } from '../interactions/views.ts';
+import { prefersHtml, toErrorResponse } from './error-response.ts';
 
-/** Every error thrown by our middleware becomes OAuth error JSON; no stack ever leaves. */
+/**
+ * Every error thrown by our middleware becomes an OAuth error: JSON, or for a browser that
+ * prefers HTML the same error on a small page (no links: nothing here is a validated
+ * redirect target). No stack ever leaves.
+ */
 export function errorHandler(log: Logger): Middleware {
   return async (ctx, next) => {
     try {
@@ -19,7 +24,9 @@ export function errorHandler(log: Logger): Middleware {
       ctx.status = response.status;
       for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = response.body;
+      // The tenant may be unknown (or the very error), so these pages carry no tenant's branding.
+      if (prefersHtml(ctx)) renderErrorPage(ctx, NEUTRAL_LOOK, response.body);
+      else ctx.body = response.body;
     }
   };
 }

@@ -1,3 +1,4 @@
+import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { CastellanError, ServiceUnavailableError } from '../errors/errors.ts';
 import { isStoreUnavailable } from '../storage/unavailable.ts';
@@ -11,6 +12,14 @@ export interface ErrorResponse {
   status: number;
   body: OAuthErrorBody;
   headers: Record<string, string>;
+}
+
+/**
+ * Whether an error should be a page rather than JSON: only when the request prefers HTML
+ * (a browser navigating), so API clients and fetch with its default Accept get JSON.
+ */
+export function prefersHtml(ctx: Pick<Context, 'accepts'>): boolean {
+  return ctx.accepts('json', 'html') === 'html';
 }
 
 /** Koa/http-errors style errors (e.g. a throw from a body parser) expose a status. */
