@@ -1,8 +1,14 @@
 import { createPasswordHasher, MAX_PASSWORD_LENGTH, type PasswordHasher } from './passwords.ts';
-import { InvalidUserError, type UserClaims, type UserRecord, type UserStore } from './user-store.ts';
+import { InvalidUserError, type TotpEnrolment, type UserClaims, type UserRecord, type UserStore } from './user-store.ts';
 
-/** A user as the rest of the server sees it: the password hash stays in this module. */
-export type User = Omit<UserRecord, 'passwordHash'>;
+/**
+ * A user as the rest of the server sees it: the password hash and the sealed TOTP secret
+ * stay in this module; only whether a TOTP factor is on (and how many recovery codes are
+ * left) shows.
+ */
+export type User = Omit<UserRecord, 'passwordHash' | 'totp'> & {
+  readonly totp?: { readonly enabledAt: Date; readonly recoveryCodesLeft: number };
+};
 
 export interface NewUser {
   readonly tenant: string;
@@ -31,11 +37,19 @@ export interface AccountService {
    * exist. Nothing here logs, and no error carries the password.
    */
   verifyPassword(tenant: string, login: string, password: string): Promise<User | undefined>;
+  /** The stored TOTP factor (secret sealed), for src/accounts/totp-service.ts only. */
+  totpEnrolment(tenant: string, id: string): Promise<TotpEnrolment | undefined>;
+  /** Turns TOTP on with this enrolment, or off with undefined; false for an unknown user. */
+  setTotp(tenant: string, id: string, totp: TotpEnrolment | undefined): Promise<boolean>;
+  /** See UserStore.setRecoveryCodeHashes. */
+  setRecoveryCodeHashes(tenant: string, id: string, enrolmentId: string, hashes: readonly string[]): Promise<void>;
 }
 
 export function toUser(record: UserRecord): User {
-  const { passwordHash: _hash, ...user } = record;
-  return user;
+  const { passwordHash: _hash, totp, ...user } = record;
+  return totp === undefined
+    ? user
+    : { ...user, totp: { enabledAt: totp.enabledAt, recoveryCodesLeft: totp.recoveryCodeHashes.length } };
 }
 
 export function createAccountService(options: AccountServiceOptions): AccountService {
@@ -76,5 +90,11 @@ export function createAccountService(options: AccountServiceOptions): AccountSer
       }
       return (await hasher.verify(record.passwordHash, password)) ? toUser(record) : undefined;
     },
+
+    async totpEnrolment(tenant, id) {
+      return (await users.findById(tenant, id))?.totp;
+    },
+    setTotp: (tenant, id, totp) => users.setTotp(tenant, id, totp),
+    setRecoveryCodeHashes: (tenant, id, enrolmentId, hashes) => users.setRecoveryCodeHashes(tenant, id, enrolmentId, hashes),
   };
 }

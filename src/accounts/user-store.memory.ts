@@ -33,5 +33,17 @@ export function createMemoryUserStore(options: UserStoreOptions = {}): UserStore
       const user = id === undefined ? undefined : users.get(userKey(tenant, id));
       return user && structuredClone(user);
     },
+    async setTotp(tenant, id, totp) {
+      const user = users.get(userKey(tenant, id));
+      if (!user) return false;
+      const { totp: _old, ...rest } = user;
+      users.set(userKey(tenant, id), structuredClone(totp === undefined ? rest : { ...rest, totp }));
+      return true;
+    },
+    async setRecoveryCodeHashes(tenant, id, enrolmentId, hashes) {
+      const user = users.get(userKey(tenant, id));
+      if (user?.totp?.id !== enrolmentId) return;
+      users.set(userKey(tenant, id), { ...user, totp: { ...user.totp, recoveryCodeHashes: [...hashes] } });
+    },
   };
 }

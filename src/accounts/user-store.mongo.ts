@@ -65,6 +65,16 @@ export function createMongoUserStore(db: Db, options: MongoUserStoreOptions = {}
       const claim = await logins.findOne({ _id: loginKey(tenant, login) });
       return claim ? findById(tenant, claim.userId) : undefined;
     },
+    async setTotp(tenant, id, totp) {
+      const filter = { _id: userKey(tenant, id) };
+      const result = totp === undefined
+        ? await users.updateOne(filter, { $unset: { totp: '' } })
+        : await users.updateOne(filter, { $set: { totp: { ...totp, recoveryCodeHashes: [...totp.recoveryCodeHashes] } } });
+      return result.matchedCount === 1;
+    },
+    async setRecoveryCodeHashes(tenant, id, enrolmentId, hashes) {
+      await users.updateOne({ _id: userKey(tenant, id), 'totp.id': enrolmentId }, { $set: { 'totp.recoveryCodeHashes': [...hashes] } });
+    },
   };
 }
 
@@ -76,5 +86,6 @@ function toRecord(doc: UserDocument): UserRecord {
     ...(doc.passwordHash !== undefined && { passwordHash: doc.passwordHash }),
     claims: doc.claims,
     createdAt: doc.createdAt,
+    ...(doc.totp !== undefined && doc.totp !== null && { totp: doc.totp }),
   };
 }

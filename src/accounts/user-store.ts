@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { z } from 'zod';
 
+import type { EncryptedJwk } from '../keys/envelope.ts';
 import { tenantIdSchema } from '../tenants/tenant-store.ts';
 
 /** Standard claims Castellan knows by name (OIDC Core 5.1); any other claim is allowed. */
@@ -25,6 +26,19 @@ export interface UserRecord {
   readonly passwordHash?: string;
   readonly claims: UserClaims;
   readonly createdAt: Date;
+  /** Present while the user has a TOTP second factor (RFC 6238). */
+  readonly totp?: TotpEnrolment;
+}
+
+/** A user's TOTP factor as stored: nothing in it is usable without the key-encryption key. */
+export interface TotpEnrolment {
+  /** Random id of this enrolment: replay marks and the secret's sealing context name it. */
+  readonly id: string;
+  /** The shared secret as a symmetric JWK (`kty` "oct"), sealed by src/keys/envelope.ts. */
+  readonly secret: EncryptedJwk;
+  /** SHA-256 (base64url) of each recovery code not used yet; the codes are random, 80 bits. */
+  readonly recoveryCodeHashes: readonly string[];
+  readonly enabledAt: Date;
 }
 
 export interface NewUserRecord {
@@ -42,6 +56,17 @@ export interface UserStore {
   create(user: NewUserRecord): Promise<UserRecord>;
   findById(tenant: string, id: string): Promise<UserRecord | undefined>;
   findByLogin(tenant: string, login: string): Promise<UserRecord | undefined>;
+  /**
+   * Sets (or, with undefined, removes) the user's TOTP factor: a plain write by `_id`.
+   * false when there is no such user.
+   */
+  setTotp(tenant: string, id: string, totp: TotpEnrolment | undefined): Promise<boolean>;
+  /**
+   * Replaces the unused recovery codes of enrolment `enrolmentId`; does nothing if the user's
+   * enrolment has changed since. Not atomic on FerretDB: single use of a code is decided by
+   * a one-time mark (src/storage/one-time-marks.ts), this list only follows it.
+   */
+  setRecoveryCodeHashes(tenant: string, id: string, enrolmentId: string, hashes: readonly string[]): Promise<void>;
 }
 
 export interface UserStoreOptions {

@@ -99,5 +99,23 @@ export function describeUserStoreContract(name: string, makeStore: (now: () => D
       user.claims.name = 'Mallory';
       expect((await store.findById('acme', user.id))?.claims.name).toBe('Alice');
     });
+
+    it('sets, narrows and removes a TOTP enrolment by id, and only for the enrolment it names', async () => {
+      const { store, clock } = await setup();
+      const user = await store.create({ tenant: 'acme', login: 'erin' });
+      const secret = { v: 1 as const, enc: 'A256GCM' as const, iv: 'aXY', ciphertext: 'Y3Q', tag: 'dGFn', wrappedKey: { kekId: 'local:x', alg: 'A256GCM', wrapped: 'd3I' } };
+      const totp = { id: 'e1', secret, recoveryCodeHashes: ['h1', 'h2', 'h3'], enabledAt: clock.now() };
+      expect(await store.setTotp('acme', user.id, totp)).toBe(true);
+      expect((await store.findByLogin('acme', 'ERIN'))?.totp).toEqual(totp);
+
+      await store.setRecoveryCodeHashes('acme', user.id, 'e1', ['h1', 'h3']);
+      await store.setRecoveryCodeHashes('acme', user.id, 'an-older-enrolment', []);
+      expect((await store.findById('acme', user.id))?.totp?.recoveryCodeHashes).toEqual(['h1', 'h3']);
+
+      expect(await store.setTotp('acme', user.id, undefined)).toBe(true);
+      expect(await store.findById('acme', user.id)).toEqual(user);
+      expect(await store.setTotp('acme', 'nobody', totp)).toBe(false);
+      expect(await store.findById('acme', 'nobody')).toBeUndefined();
+    });
   });
 }
