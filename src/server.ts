@@ -125,6 +125,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       tenants,
       checkLogin: throttledLoginCheck((tenant, login, password) => storage.users.verifyPassword(tenant, login, password), storage.loginLimiters),
       accounts: storage.users,
+      upstreamLinks: storage.upstreamLinks,
       policy,
       registrationAbuse: storage.registrationAbuse,
       modelStores: (tenant) => storage.modelStores(tenant),

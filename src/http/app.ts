@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
 import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
+import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
 import { handleInteraction, type InteractionDeps } from '../interactions/interaction-routes.ts';
 import { handleUpstreamCallback } from '../interactions/upstream/upstream-callback.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
@@ -27,6 +28,7 @@ export interface AppDeps {
   tenants: TenantRegistry;
   checkLogin: LoginCheck;
   accounts: AccountService;
+  upstreamLinks: UpstreamLinkStore;
   policy: PolicyHooks;
   /** Abuse limits and books of self-registered clients. */
   registrationAbuse: RegistrationAbuseStore;
@@ -54,7 +56,9 @@ function requireGet(ctx: Context): void {
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: deps.trustProxy });
   const origin = publicOriginOf(deps.baseUrl);
-  const interactions: InteractionDeps = { checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores };
+  const interactions: InteractionDeps = {
+    checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks,
+  };
   // Koa would print every error itself; ours are logged once, by the error handler.
   app.silent = true;
 

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
+import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 
@@ -14,6 +15,8 @@ export interface InteractionDeps {
   accounts: AccountService;
   /** A tenant's model stores: `ephemeral` (Redis in production) holds short-lived step state. */
   modelStores: (tenant: string) => ModelStores;
+  /** Upstream identities linked to local users ("Sign in with <IdP>"). */
+  upstreamLinks: UpstreamLinkStore;
 }
 
 /** One request to one step of an interaction, after the dispatcher's checks. */

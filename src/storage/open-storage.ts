@@ -4,6 +4,9 @@ import type { Logger } from 'pino';
 import { createAccountService, type AccountService } from '../accounts/accounts.ts';
 import { createMemoryUserStore } from '../accounts/user-store.memory.ts';
 import { createMongoUserStore } from '../accounts/user-store.mongo.ts';
+import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
+import { createMemoryUpstreamLinkStore } from '../accounts/upstream-links.memory.ts';
+import { createMongoUpstreamLinkStore } from '../accounts/upstream-links.mongo.ts';
 import type { Settings } from '../config/settings.ts';
 import { createMemorySigningKeyStore } from '../keys/signing-key-store.memory.ts';
 import { createMongoSigningKeyStore } from '../keys/signing-key-store.mongo.ts';
@@ -30,6 +33,8 @@ export interface Storage {
   modelStores(tenant: string): ModelStores;
   tenants: TenantStore;
   users: AccountService;
+  /** Upstream identities (issuer, sub) linked to local users. */
+  upstreamLinks: UpstreamLinkStore;
   signingKeys: SigningKeyStore;
   /** Fetched Client ID Metadata Documents, shared by every node (Redis) where there is Redis. */
   documentCache: DocumentCache;
@@ -62,6 +67,7 @@ function openMemory(): Storage {
     },
     tenants: createMemoryTenantStore(),
     users: createAccountService({ users: createMemoryUserStore() }),
+    upstreamLinks: createMemoryUpstreamLinkStore(),
     signingKeys: createMemorySigningKeyStore(),
     documentCache: createMemoryDocumentCache(),
     registrationAbuse: createMemoryRegistrationAbuseStore(),
@@ -119,6 +125,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       },
       tenants: createMongoTenantStore(db),
       users: createAccountService({ users: createMongoUserStore(db) }),
+      upstreamLinks: createMongoUpstreamLinkStore(db),
       signingKeys,
       documentCache,
       registrationAbuse,

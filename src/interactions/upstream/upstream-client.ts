@@ -1,0 +1,82 @@
+import * as client from 'openid-client';
+import { isLoopbackUrl, type UpstreamIdpSettings } from './upstream-settings.ts';
+
+/** How long a discovered upstream configuration is trusted before it is read again. */
+export const DISCOVERY_TTL_MS = 10 * 60_000;
+/** Bounds the cache: tenants × their IdPs (at most 20 each). */
+const MAX_CACHED = 1000;
+/** Per request to the upstream (discovery, token, JWKS, userinfo): a dead upstream costs this, not a hung page. */
+const REQUEST_TIMEOUT_SECONDS = 10;
+
+/** The upstream could not be used: unreachable, misconfigured, or its answer was no usable metadata. */
+export class UpstreamUnavailableError extends Error {
+  readonly code = 'UPSTREAM_UNAVAILABLE';
+  override readonly name = 'UpstreamUnavailableError';
+}
+
+interface CacheEntry {
+  configuration: Promise<client.Configuration>;
+  expiresAt: number;
+}
+
+const cache = new Map<string, CacheEntry>();
+
+function clientAuthentication(idp: UpstreamIdpSettings): client.ClientAuth {
+  if (idp.clientSecretEnv === undefined) return client.None();
+  const secret = process.env[idp.clientSecretEnv];
+  if (!secret) throw new UpstreamUnavailableError(`the client secret of upstream "${idp.id}" is not set (${idp.clientSecretEnv})`);
+  return idp.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(secret) : client.ClientSecretBasic(secret);
+}
+
+async function discover(idp: UpstreamIdpSettings): Promise<client.Configuration> {
+  const issuer = new URL(idp.issuer);
+  // The settings schema allows http on loopback hosts only; checked again here because
+  // openid-client must be told explicitly, and only for those.
+  const insecure = issuer.protocol === 'http:';
+  if (insecure && !isLoopbackUrl(issuer)) throw new UpstreamUnavailableError(`upstream "${idp.id}": plain http only on a loopback host`);
+  const auth = clientAuthentication(idp);
+  try {
+    // discovery() checks that the document's `issuer` is exactly the configured one.
+    return await client.discovery(issuer, idp.clientId, undefined, auth, {
+      timeout: REQUEST_TIMEOUT_SECONDS,
+      execute: insecure ? [client.allowInsecureRequests] : [],
+    });
+  } catch (err) {
+    throw new UpstreamUnavailableError(`discovery of upstream "${idp.id}" failed`, { cause: err });
+  }
+}
+
+/**
+ * The openid-client configuration of a tenant's upstream IdP, discovered on first use and
+ * cached for DISCOVERY_TTL_MS. Concurrent first uses share one discovery; a failure is not
+ * cached, so the next sign-in tries again. Throws UpstreamUnavailableError.
+ */
+export function upstreamConfiguration(tenant: string, idp: UpstreamIdpSettings, now = Date.now()): Promise<client.Configuration> {
+  // Every setting that shapes the configuration is in the key: a changed entry is a new one.
+  const key = JSON.stringify([tenant, idp.id, idp.issuer, idp.clientId, idp.clientSecretEnv ?? null, idp.tokenEndpointAuthMethod]);
+  const cached = cache.get(key);
+  if (cached && cached.expiresAt > now) return cached.configuration;
+  if (cached) cache.delete(key);
+  if (cache.size >= MAX_CACHED) {
+    for (const [k, entry] of cache) if (entry.expiresAt <= now) cache.delete(k);
+    // Still full: drop the oldest insertion (Map keeps insertion order).
+    if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value ?? '');
+  }
+  const configuration = discover(idp);
+  cache.set(key, { configuration, expiresAt: now + DISCOVERY_TTL_MS });
+  configuration.catch(() => {
+    if (cache.get(key)?.configuration === configuration) cache.delete(key);
+  });
+  return configuration;
+}
+
+/**
+ * Whether an openid-client failure means the sign-in could not be completed with the
+ * upstream (unreachable, timed out, an HTTP or token endpoint error: the person may try
+ * again), as opposed to an answer that failed validation (state, iss, nonce, signature...).
+ */
+export function isRetryableUpstreamFailure(err: unknown): boolean {
+  if (err instanceof UpstreamUnavailableError || err instanceof TypeError || err instanceof client.ResponseBodyError) return true;
+  if (!(err instanceof client.ClientError)) return false;
+  return err.code === 'OAUTH_TIMEOUT' || err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || err.code === 'OAUTH_RESPONSE_IS_NOT_JSON';
+}
