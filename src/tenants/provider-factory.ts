@@ -1,7 +1,7 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { renderDeviceCodeEntry, renderDeviceConfirm, renderDeviceSuccess } from '../interactions/device-pages.ts';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
-import { pageLook, renderErrorPage } from '../interactions/views.ts';
+import { escapeHtml, pageLook, renderErrorPage, renderPage, type PageLook } from '../interactions/views.ts';
 import { prefersHtml } from '../http/error-response.ts';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
@@ -132,7 +132,14 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => renderLogoutPage(ctx, look, form),
-        postLogoutSuccessSource: async (ctx) => renderLoggedOutPage(ctx, look),
+        // "No, stay signed in" ends here too, the OP session kept (with an id_token_hint, only
+        // that client's part of it is ended): never tell a person who is still signed in that
+        // they are signed out.
+        postLogoutSuccessSource: async (ctx) => {
+          const session = await ctx.oidc.provider.Session.get(ctx);
+          if (!session.accountId) return renderLoggedOutPage(ctx, look);
+          return renderStillSignedInPage(ctx, look, ctx.oidc.client ? ctx.oidc.client.clientName ?? ctx.oidc.client.clientId : undefined);
+        },
       },
       // RFC 7591/7592. Requests reach oidc-provider only after src/registration's checks.
       registration: {
@@ -198,6 +205,12 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       ctx.body = out;
     },
   };
+}
+
+/** After "No, stay signed in" on the logout page (oidc-provider's end_session success route). */
+function renderStillSignedInPage(ctx: KoaContextWithOIDC, look: PageLook, signedOutOf: string | undefined): void {
+  renderPage(ctx, look, 'Still signed in', `<h1>Still signed in</h1>
+${signedOutOf ? `<p>You are signed out of ${escapeHtml(signedOutOf)}.</p>` : ''}<p>You are still signed in to ${escapeHtml(look.name)}.</p>`);
 }
 
 function longestAccessTokenTtl(settings: TenantSettings): number {

@@ -302,6 +302,34 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
       expect(isLoginPage(await follow(browser, authRequest(WEB).url, WEB_REDIRECT))).toBe(true);
     });
 
+    it('"No, stay signed in" keeps the session and says so; with an id_token_hint it ends only that client\'s part', async () => {
+      const browser = newBrowser();
+      const { body } = await webTokens(browser);
+      const answerNo = async (query: string) => {
+        const page = await browser.get(`${castellan.issuer}/session/end${query}`);
+        const xsrf = /name="xsrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+        // The "No" button submits the form without logout=yes.
+        const confirm = await browser.postForm(`${castellan.issuer}/session/end/confirm`, { xsrf });
+        expect(confirm.status).toBe(303);
+        const done = await browser.get(new URL(confirm.headers.get('location') ?? '', castellan.issuer).href);
+        expect(done.status).toBe(200);
+        return done.text();
+      };
+
+      const plain = await answerNo('');
+      expect(plain).toContain('You are still signed in to Castellan demo.');
+      expect(plain).not.toContain('Signed out');
+      expect((await follow(browser, authRequest(WEB).url, WEB_REDIRECT)).kind).toBe('redirect');
+
+      // With the client's id_token_hint: signed out of that client (its grant and tokens
+      // revoked, its consent asked again), still signed in to the tenant (no password).
+      const hinted = await answerNo(`?${new URLSearchParams({ id_token_hint: String(body.id_token) })}`);
+      expect(hinted).toContain('You are signed out of Human flow web app.');
+      expect(hinted).toContain('You are still signed in to Castellan demo.');
+      expect(await introspect(body.access_token)).toEqual({ active: false });
+      expect(isConsentPage(await follow(browser, authRequest(WEB).url, WEB_REDIRECT))).toBe(true);
+    });
+
     it('refuses a confirmation without the logout form\'s xsrf token', async () => {
       const browser = newBrowser();
       await webTokens(browser);
