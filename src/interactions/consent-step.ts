@@ -115,13 +115,12 @@ const PICKER_FIELD = 'picker';
 
 function scopeItem(choice: ScopeChoice, index: number): string {
   const id = `scope-${index}`;
-  const text = choice.description
-    ? `${escapeHtml(choice.description)}<span class="scope-name"><code>${escapeHtml(choice.scope)}</code></span>`
-    : `<code>${escapeHtml(choice.scope)}</code>`;
+  const name = `<code>${escapeHtml(choice.scope)}</code>`;
+  const text = choice.description ? `${escapeHtml(choice.description)}<span class="scope-name">${name}</span>` : name;
   if (choice.required) {
     // A disabled checkbox is never submitted: the hidden field carries the (always granted) scope.
-    return `<li><label for="${id}"><input type="checkbox" id="${id}" checked disabled aria-describedby="${id}-req"><span>${text}</span></label>`
-      + `<span class="required" id="${id}-req">Required</span><input type="hidden" name="scope" value="${escapeHtml(choice.scope)}"></li>`;
+    return `<li><label for="${id}"><input type="checkbox" id="${id}" checked disabled><span>${text}<span class="required">Required</span></span></label>`
+      + `<input type="hidden" name="scope" value="${escapeHtml(choice.scope)}"></li>`;
   }
   return `<li><label for="${id}"><input type="checkbox" id="${id}" name="scope" value="${escapeHtml(choice.scope)}"${choice.checked ? ' checked' : ''}><span>${text}</span></label></li>`;
 }
@@ -149,8 +148,7 @@ export async function renderConsentPage(step: StepRequest): Promise<void> {
 ${offer.choices.length ? `<fieldset><legend>It may:</legend><ul class="choices">${offer.choices.map(scopeItem).join('')}</ul></fieldset>
 <p>Uncheck anything you do not want to allow.</p>` : ''}
 ${offer.resources.length ? `<h2>For use with</h2><ul>${offer.resources.map(resourceItem).join('')}</ul>` : ''}
-<div class="actions"><button type="submit">Allow</button></div></form>
-<form method="post" action="${base}/abort">${csrf}<button class="secondary" type="submit">Deny</button></form>`);
+<div class="actions"><button type="submit">Allow</button><button class="secondary" type="submit" formaction="${base}/abort">Deny</button></div></form>`);
 }
 
 /** `value` without the given words (a space-separated scope string). */

@@ -37,11 +37,11 @@ ul.choices{list-style:none;padding:0;margin:0}
 .choices li{border-top:1px solid #e5e7eb;padding:.6rem 0}
 .choices label{display:flex;gap:.6rem;align-items:flex-start;margin:0;font-weight:400}
 .scope-name{display:block;font-size:.875rem;color:#4b5563}
-.required{font-size:.875rem;color:#374151;font-weight:600}
+.required{display:inline-block;margin-left:.5rem;padding:0 .4rem;border:1px solid #6b7280;border-radius:3px;font-size:.75rem;color:#374151;font-weight:600;vertical-align:middle}
 code{font-family:ui-monospace,monospace;font-size:.875rem;word-break:break-all}
 .actions{display:flex;flex-wrap:wrap;gap:0 .75rem;align-items:flex-end}
 @media (max-width:30rem){header{margin-top:1rem}main{margin:.5rem 0 0;border-radius:0;box-shadow:none;padding:1.25rem}
-.actions form,.actions button{flex:1 1 100%;width:100%}}`;
+main button{width:100%}.actions{gap:0}}`;
 
 /** What every page of a tenant shows of it (settings.branding). */
 export interface PageLook {
