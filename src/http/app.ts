@@ -96,6 +96,9 @@ export function createApp(deps: AppDeps): Koa {
         const gateDeps = { policy: deps.policy, abuse: deps.registrationAbuse, modelStores: deps.modelStores };
         return guardRegistration(ctx, runtime, rest, gateDeps, () => handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy));
       }
+      // GET only (oidc-provider's enableHttpPostMethods is off: its SameSite=Lax session cookie
+      // does not come with a cross-site POST); a POST is told so, not "no such endpoint".
+      if ((rest === '/auth' || rest === '/session/end') && ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new MethodNotAllowedError(['GET']);
       const { deviceFlow, ttl } = runtime.settings;
       if (ctx.method === 'POST' && rest === '/token' && (deviceFlow.enabled || ttl.refreshRetryGrace > 0)) {
         const form = await readFormForProvider(ctx);

@@ -599,6 +599,75 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
     });
   });
 
+  describe('authorization endpoint errors', () => {
+    /** Errors oidc-provider may send back: to the validated redirect_uri, with state and iss. */
+    const redirected: Array<[string, string, Record<string, string | undefined>]> = [
+      ['response_type=token (no implicit)', 'unsupported_response_type', { response_type: 'token' }],
+      ['response_type=code id_token (no hybrid)', 'unsupported_response_type', { response_type: 'code id_token' }],
+      ['no response_type', 'invalid_request', { response_type: undefined }],
+      ['prompt=none with another value', 'invalid_request', { prompt: 'none login' }],
+      ['an unknown prompt', 'invalid_request', { prompt: 'bogus' }],
+      ['a negative max_age', 'invalid_request', { max_age: '-1' }],
+      ['a max_age that is not a number', 'invalid_request', { max_age: 'soon' }],
+      ['a code_challenge under 43 characters', 'invalid_request', { code_challenge: 'abc' }],
+      ['an unknown resource', 'invalid_target', { resource: 'https://unknown.example/api' }],
+      ['a resource with a fragment', 'invalid_target', { resource: 'http://localhost:3001/mcp#x' }],
+      ['a request object', 'request_not_supported', { request: 'eyJhbGciOiJub25lIn0.e30.' }],
+      ['a request_uri not from PAR', 'request_uri_not_supported', { request_uri: 'https://evil.example/r' }],
+      ['response_mode=jwt (JARM is off)', 'unsupported_response_mode', { response_mode: 'jwt' }],
+      ['prompt=none with a forged id_token_hint', 'invalid_request', { prompt: 'none', id_token_hint: 'e30.e30.e30' }],
+    ];
+
+    it.each(redirected)('%s: back to the client as %s, with state and iss', async (_name, error, params) => {
+      const request = authRequest(AGENT, params);
+      const response = await getJson(request.url);
+      expect(response.status).toBe(303);
+      const location = new URL(response.headers.get('location') ?? '');
+      expect(`${location.origin}${location.pathname}`).toBe(AGENT_REDIRECT);
+      // The implicit and hybrid response types answer in the fragment, as they would have.
+      const back = location.search ? location.searchParams : new URLSearchParams(location.hash.slice(1));
+      expect(back.get('error')).toBe(error);
+      expect(back.get('code')).toBeNull();
+      expect(back.get('state')).toBe(request.state);
+      expect(back.get('iss')).toBe(castellan.issuer);
+    });
+
+    it('a repeated parameter is refused (and the ambiguous state is not echoed)', async () => {
+      const response = await getJson(`${authRequest(AGENT).url}&state=second`);
+      const back = new URL(response.headers.get('location') ?? '').searchParams;
+      expect(back.get('error')).toBe('invalid_request');
+      expect(back.get('state')).toBeNull();
+      expect(back.get('iss')).toBe(castellan.issuer);
+    });
+
+    it('without a client it can trust, answers 400 here and redirects nowhere', async () => {
+      for (const [params, error] of [
+        [{ client_id: 'no-such-client' }, 'invalid_client'],
+        [{ client_id: undefined }, 'invalid_request'],
+        [{ redirect_uri: undefined }, 'invalid_request'],
+      ] as const) {
+        const response = await getJson(authRequest(AGENT, params).url);
+        expect(response.status).toBe(400);
+        expect(response.headers.get('location')).toBeNull();
+        expect(await response.json()).toMatchObject({ error });
+      }
+    });
+
+    it('is GET only: a POST is 405 with Allow: GET, at /auth and at /session/end', async () => {
+      for (const path of ['/auth', '/session/end']) {
+        const response = await fetch(`${castellan.issuer}${path}`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+          body: new URL(authRequest(AGENT).url).search.slice(1),
+        });
+        expect(response.status, path).toBe(405);
+        expect(response.headers.get('allow')).toBe('GET');
+        expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+      }
+    });
+  });
+
   describe('interaction error paths: standard error JSON, never a 500', () => {
     /** Opens the login page of a fresh interaction. */
     async function loginPage(browser = newDualClient(), clientId = AGENT): Promise<{ browser: DualClient; url: string; uid: string }> {
