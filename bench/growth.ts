@@ -1,0 +1,170 @@
+import { basicAuth } from '../test/support/oauth.ts';
+import type { BenchContext } from './lib/context.ts';
+import { DEMO_JWT_RESOURCE, DEMO_OPAQUE_RESOURCE } from './lib/context.ts';
+import { httpTarget, interleaved, roundRatio, type LoadRequest } from './lib/load.ts';
+import { check, type Check, type Row } from './lib/results.ts';
+import type { CastellanServer, CastellanStorage } from './lib/servers.ts';
+import type { Scenario, ScenarioOutput } from './scenarios.ts';
+
+/*
+ * Growth: token issuance and introspection latency, and the server's RSS, as the store
+ * grows. Records are copies of a real client_credentials token record, seeded straight
+ * into the store through the bench control endpoint (bench/servers/castellan.ts). FerretDB
+ * gets at most 100k (STORES.md: 1M inserts take over ten minutes there); beyond that, on
+ * the production stores, the extra records go to Redis.
+ */
+
+export const FERRETDB_MAX_SEED = 100_000;
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const CC_OPAQUE = new URLSearchParams({ grant_type: 'client_credentials', resource: DEMO_OPAQUE_RESOURCE, scope: 'reports:read' }).toString();
+
+export function formatSize(n: number): string {
+  if (n >= 1_000_000 && n % 1_000_000 === 0) return `${n / 1_000_000}M`;
+  if (n >= 1000 && n % 1000 === 0) return `${n / 1000}k`;
+  return String(n);
+}
+
+async function control<T>(server: CastellanServer, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${server.controlUrl}${path}`, body === undefined
+    ? {}
+    : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`control ${path}: ${response.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+async function seed(server: CastellanServer, store: 'durable' | 'ephemeral', templateId: string, count: number): Promise<{ ms: number; sample: string[] }> {
+  if (count <= 0) return { ms: 0, sample: [] };
+  return control(server, '/seed', { store, model: 'ClientCredentials', templateId, count });
+}
+
+async function growthFor(ctx: BenchContext, storage: CastellanStorage): Promise<{ rows: Row[]; checks: Check[]; notes: string[] }> {
+  const server = await ctx.ownCastellan(storage, `castellan ${storage} (growth)`);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const checks: Check[] = [];
+  try {
+    const auth = basicAuth('demo-service', server.clientSecret);
+    const tokenUrl = `${server.url}/t/demo/token`;
+    const first = await fetch(tokenUrl, { method: 'POST', headers: { ...FORM, authorization: auth }, body: CC_OPAQUE });
+    const template = ((await first.json()) as { access_token?: string }).access_token;
+    if (!template) throw new Error('no token to copy');
+    const sizes = [...ctx.options.sizes].sort((a, b) => a - b);
+    let durable = 0;
+    let ephemeral = 0;
+    const samples: string[] = [template];
+    const perSize: Array<{ size: number; issue: Row; introspect: Row }> = [];
+    for (const size of sizes) {
+      const durableGoal = storage === 'production' ? Math.min(size, FERRETDB_MAX_SEED) : size;
+      const ephemeralGoal = storage === 'production' ? size - durableGoal : 0;
+      const seededDurable = await seed(server, 'durable', template, durableGoal - durable);
+      const seededEphemeral = await seed(server, 'ephemeral', template, ephemeralGoal - ephemeral);
+      samples.push(...seededDurable.sample);
+      durable = Math.max(durable, durableGoal);
+      ephemeral = Math.max(ephemeral, ephemeralGoal);
+      const where = storage === 'production'
+        ? `${formatSize(durable)} in FerretDB${ephemeral ? ` + ${formatSize(ephemeral)} in Redis` : ''}`
+        : `${formatSize(durable)} in memory`;
+      ctx.log(`    seeded ${where} (${((seededDurable.ms + seededEphemeral.ms) / 1000).toFixed(1)} s)`);
+      const introspectable = samples.filter((id) => id !== template || samples.length === 1);
+      const issue: LoadRequest = { method: 'POST', url: tokenUrl, headers: { ...FORM, authorization: auth }, body: CC_OPAQUE };
+      const introspect: LoadRequest = {
+        method: 'POST',
+        url: `${tokenUrl}/introspection`,
+        headers: { ...FORM, authorization: auth },
+        body: () => `token=${introspectable[Math.floor(Math.random() * introspectable.length)]}`,
+      };
+      const probe = await fetch(introspect.url, { method: 'POST', headers: introspect.headers ?? {}, body: `token=${introspectable[introspectable.length - 1]}` });
+      const active = ((await probe.json()) as { active?: boolean }).active;
+      if (active !== true) throw new Error('a seeded token does not introspect as active: the seeding format is wrong');
+      const results = await interleaved([
+        httpTarget(`issue @ ${formatSize(size)}`, () => issue),
+        httpTarget(`introspect @ ${formatSize(size)}`, () => introspect),
+      ], { duration: ctx.options.duration, rounds: ctx.options.rounds, warmup: ctx.options.warmup, connections: ctx.options.connections, log: ctx.log });
+      const { rss } = await control<{ rss: number }>(server, '/rss');
+      const rssMiB = Math.round(rss / 1024 / 1024);
+      const [issued, introspected] = results.map((r): Row => ({
+        target: `castellan ${storage}: ${r.name} (${where})`,
+        rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests, rssMiB,
+      }));
+      if (issued && introspected) {
+        rows.push(issued, introspected);
+        perSize.push({ size, issue: issued, introspect: introspected });
+      }
+    }
+    const smallest = perSize[0];
+    const largest = perSize[perSize.length - 1];
+    if (smallest && largest && largest !== smallest) {
+      for (const kind of ['issue', 'introspect'] as const) {
+        const growth = largest[kind].p99 / smallest[kind].p99;
+        checks.push(check(`${storage}: ${kind} p99 from ${formatSize(smallest.size)} to ${formatSize(largest.size)} stored grows ≤ 1.3×`, growth, '<=', 1.3, (v) => `${v}× (${smallest[kind].p99} → ${largest[kind].p99} ms)`));
+      }
+    }
+    if (storage === 'production' && sizes.some((s) => s > FERRETDB_MAX_SEED)) {
+      notes.push(`Production stores: tokens live in FerretDB (durable), which is seeded to at most ${formatSize(FERRETDB_MAX_SEED)} (STORES.md: 1M inserts take over ten minutes there); the records beyond that are seeded into Redis (copies of the token record in the ephemeral store), so the largest step shows the effect of a large Redis, not of 1M documents in FerretDB.`);
+    }
+    notes.push(`Sizes are measured one after another on one growing server (not interleaved: the store only grows); the two operations at each size are interleaved. RSS is read after a forced GC.`);
+    return { rows, checks, notes };
+  } finally {
+    await server.stop();
+  }
+}
+
+export const growth: Scenario = {
+  name: 'growth',
+  title: 'growth: issuance and introspection with 1k … 1M stored tokens, and RSS',
+  async run(ctx): Promise<ScenarioOutput> {
+    const out: ScenarioOutput = { rows: [], checks: [], notes: [] };
+    for (const storage of ctx.options.storages) {
+      const part = await growthFor(ctx, storage);
+      out.rows.push(...part.rows);
+      out.checks.push(...part.checks);
+      out.notes.push(...part.notes);
+    }
+    return out;
+  },
+};
+
+const CC_JWT = new URLSearchParams({ grant_type: 'client_credentials', resource: DEMO_JWT_RESOURCE, scope: 'notes:read' }).toString();
+
+export const scale: Scenario = {
+  name: 'scale',
+  title: 'scale: node:cluster with 1 and 2 workers on the production stores',
+  async run(ctx): Promise<ScenarioOutput> {
+    const one = await ctx.ownCastellan('production', 'castellan cluster 1 worker', 1);
+    try {
+      const two = await ctx.ownCastellan('production', 'castellan cluster 2 workers', 2);
+      try {
+        const targets = [one, two].flatMap((server, i) => {
+          const auth = basicAuth('demo-service', server.clientSecret);
+          const workers = i === 0 ? '1 worker' : '2 workers';
+          return [
+            httpTarget(`${workers}: client_credentials JWT`, () => ({ method: 'POST', url: `${server.url}/t/demo/token`, headers: { ...FORM, authorization: auth }, body: CC_JWT })),
+            httpTarget(`${workers}: JWKS GET`, () => ({ method: 'GET', url: `${server.url}/t/demo/jwks` })),
+          ];
+        });
+        const results = await interleaved(targets, { duration: ctx.options.duration, rounds: ctx.options.rounds, warmup: ctx.options.warmup, connections: ctx.options.connections, log: ctx.log });
+        const rows: Row[] = results.map((r) => ({ target: r.name, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests }));
+        const checks: Check[] = [];
+        for (const what of ['client_credentials JWT', 'JWKS GET']) {
+          const a = results.find((r) => r.name === `1 worker: ${what}`);
+          const b = results.find((r) => r.name === `2 workers: ${what}`);
+          if (!a || !b) continue;
+          const speedup = roundRatio(b, a);
+          const row = rows.find((r) => r.target === b.name);
+          if (row) Object.assign(row, { baseline: a.name, ratio: speedup });
+          if (what === 'client_credentials JWT') checks.push(check('2 workers ≥ 1.8× one worker (client_credentials JWT, production stores)', speedup, '>=', 1.8, (v) => `${v}×`));
+        }
+        return {
+          rows,
+          checks,
+          notes: [`The machine has ${(await import('node:os')).availableParallelism()} cores, shared by the load generator (autocannon, one core), FerretDB, Redis, the cluster primary and its workers: a 1.8× speed-up needs two free cores for Castellan alone.`],
+        };
+      } finally {
+        await two.stop();
+      }
+    } finally {
+      await one.stop();
+    }
+  },
+};

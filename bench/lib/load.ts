@@ -1,0 +1,220 @@
+import autocannon from 'autocannon';
+
+/*
+ * One load measurement with autocannon, and the interleaved rounds that make ratios honest
+ * on a shared 2-core machine: every target of a scenario is measured once per round, in a
+ * rotating order, so a burst of background load hits all of them alike; each ratio is taken
+ * within one round and the median over rounds is reported.
+ */
+
+export interface LoadRequest {
+  method: 'GET' | 'POST';
+  /** Absolute loopback URL. */
+  url: string;
+  headers?: Record<string, string>;
+  /** A fixed body, or one made per request (a fresh token to revoke, a random token to introspect). */
+  body?: string | (() => string);
+  /**
+   * Requests that follow each other (refresh rotation): `first()` starts a chain (a fresh
+   * refresh token), `next()` turns a response into the chain's next request body, or
+   * undefined when the chain broke (then a fresh one starts). autocannon resets its
+   * per-connection context before every request, so the bodies wait in one queue: with
+   * one request in flight per connection there are always as many as connections.
+   */
+  chain?: {
+    first: () => string;
+    next: (status: number, body: string) => string | undefined;
+  };
+  /** Statuses that count as success; default 200. */
+  okStatuses?: readonly number[];
+}
+
+export interface LoadOptions {
+  connections: number;
+  /** Seconds. */
+  duration: number;
+  /** Hard cap on requests, so a very fast target ends early instead of running away. */
+  maxRequests?: number;
+}
+
+export interface Measurement {
+  /** Successful responses per second. */
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Connection errors, timeouts and unexpected statuses. */
+  errors: number;
+  requests: number;
+  seconds: number;
+}
+
+function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+}
+
+/** Runs autocannon once against a loopback URL, bounded in time and request count. */
+export async function measure(request: LoadRequest, options: LoadOptions): Promise<Measurement> {
+  if (!isLoopback(request.url)) throw new Error(`benchmarks run on loopback only, not ${request.url}`);
+  const url = new URL(request.url);
+  const ok = new Set(request.okStatuses ?? [200]);
+  let unexpected = 0;
+  let okCount = 0;
+  const body = request.body;
+  const chain = request.chain;
+  const dynamic = typeof body === 'function' || chain !== undefined;
+  const queue: string[] = [];
+  const result = await autocannon({
+    url: url.origin,
+    connections: options.connections,
+    duration: options.duration,
+    ...(options.maxRequests !== undefined ? { maxOverallRequests: options.maxRequests } : {}),
+    timeout: 10,
+    headers: request.headers ?? {},
+    requests: [
+      {
+        method: request.method,
+        path: `${url.pathname}${url.search}`,
+        ...(typeof body === 'string' ? { body } : {}),
+        ...(dynamic
+          ? {
+            setupRequest: (req: autocannon.Request) => {
+              if (chain) return { ...req, body: queue.shift() ?? chain.first() };
+              return { ...req, body: (body as () => string)() };
+            },
+          }
+          : {}),
+        onResponse: (status: number, responseBody: string) => {
+          if (ok.has(status)) okCount += 1;
+          else unexpected += 1;
+          if (chain) queue.push(chain.next(status, responseBody) ?? chain.first());
+        },
+      },
+    ],
+  });
+  const seconds = result.duration > 0 ? result.duration : options.duration;
+  return {
+    rps: okCount / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + unexpected,
+    requests: okCount + unexpected,
+    seconds,
+  };
+}
+
+export interface Target {
+  /** e.g. "castellan memory", "bare oidc-provider". */
+  name: string;
+  /** One measurement: usually autocannon (httpTarget), or a custom loop (store, crypto, flows). */
+  run: (options: LoadOptions) => Promise<Measurement>;
+  /** Runs before each measurement of this target (refill a token pool); not timed. */
+  before?: () => Promise<void>;
+}
+
+/** A target measured with autocannon. */
+export function httpTarget(name: string, request: () => LoadRequest, before?: () => Promise<void>): Target {
+  return { name, run: (options) => measure(request(), options), ...(before ? { before } : {}) };
+}
+
+/**
+ * A custom closed loop: `inFlight` workers call `operation` back to back for the duration;
+ * latencies in ms. For things autocannon cannot drive (a driver's insert, a multi-step flow).
+ */
+export async function loop(operation: () => Promise<void>, inFlight: number, options: LoadOptions): Promise<Measurement> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + options.duration * 1000;
+  const cap = options.maxRequests ?? Number.POSITIVE_INFINITY;
+  let issued = 0;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < deadline && issued < cap) {
+      issued += 1;
+      const t = performance.now();
+      try {
+        await operation();
+        latencies.push(performance.now() - t);
+      } catch {
+        errors += 1;
+      }
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+  return {
+    rps: latencies.length / seconds,
+    p50: Math.round(at(0.5) * 100) / 100,
+    p99: Math.round(at(0.99) * 100) / 100,
+    errors,
+    requests: latencies.length + errors,
+    seconds,
+  };
+}
+
+export interface TargetResult {
+  name: string;
+  rounds: Measurement[];
+  /** Medians over rounds (errors: sum). */
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  requests: number;
+}
+
+export interface InterleavedOptions extends LoadOptions {
+  rounds: number;
+  /** Seconds of unrecorded warm-up per target before the first round (JIT, pools, caches). */
+  warmup: number;
+  log: (line: string) => void;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+/** Measures every target once per round, rotating the order each round. */
+export async function interleaved(targets: readonly Target[], options: InterleavedOptions): Promise<TargetResult[]> {
+  const rounds = new Map<string, Measurement[]>(targets.map((t) => [t.name, []]));
+  if (options.warmup > 0) {
+    for (const target of targets) {
+      await target.before?.();
+      await target.run({ ...options, duration: options.warmup });
+    }
+  }
+  for (let round = 0; round < options.rounds; round += 1) {
+    const order = targets.map((_, i) => targets[(i + round) % targets.length] as Target);
+    for (const target of order) {
+      await target.before?.();
+      const m = await target.run(options);
+      rounds.get(target.name)?.push(m);
+      options.log(`    round ${round + 1} ${target.name}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}`);
+    }
+  }
+  return targets.map((target) => {
+    const list = rounds.get(target.name) ?? [];
+    return {
+      name: target.name,
+      rounds: list,
+      rps: median(list.map((m) => m.rps)),
+      p50: median(list.map((m) => m.p50)),
+      p99: median(list.map((m) => m.p99)),
+      errors: list.reduce((sum, m) => sum + m.errors, 0),
+      requests: list.reduce((sum, m) => sum + m.requests, 0),
+    };
+  });
+}
+
+/** Median over rounds of target/baseline req/s, each ratio taken within one round. */
+export function roundRatio(target: TargetResult, baseline: TargetResult): number {
+  const ratios = target.rounds.flatMap((m, i) => {
+    const b = baseline.rounds[i];
+    return b && b.rps > 0 ? [m.rps / b.rps] : [];
+  });
+  return median(ratios);
+}
