@@ -74,11 +74,11 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   };
 
   /** Downstream: a browser starts the demo agent's authorization and lands on the login page. */
-  async function openLoginPage(browser: Browser): Promise<{ interaction: string; html: string; verifier: string }> {
+  async function openLoginPage(browser: Browser, extra: Record<string, string> = {}): Promise<{ interaction: string; html: string; verifier: string }> {
     const { verifier, challenge } = pkcePair();
     const query = new URLSearchParams({
       client_id: 'demo-agent', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid profile email',
-      state: 'downstream-state', code_challenge: challenge, code_challenge_method: 'S256',
+      state: 'downstream-state', code_challenge: challenge, code_challenge_method: 'S256', ...extra,
     });
     const authorize = await browser.get(`${castellan.issuer}/auth?${query}`);
     const interaction = locationOf(authorize, castellan.issuer);
@@ -203,6 +203,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
     expect(request.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(request.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(request.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(request.get('prompt')).toBeNull();
     // The per-attempt secrets stay on the server: no cookie carries them.
     expect(redirect.headers.getSetCookie()).toEqual([]);
 
@@ -232,6 +233,13 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
     const again = await atCallback('alice');
     const secondTokens = await finishDownstream(again.browser, again.callback, again.verifier);
     expect(decodeJwt(String(secondTokens.id_token)).sub).toBe(idToken.sub);
+  });
+
+  it('asks the upstream for a fresh sign-in when the client asked for one (prompt=login)', async () => {
+    const browser = pathAwareBrowser();
+    const { interaction } = await openLoginPage(browser, { prompt: 'login' });
+    const redirect = await chooseUpstream(browser, interaction);
+    expect(new URL(locationOf(redirect, interaction)).searchParams.get('prompt')).toBe('login');
   });
 
   it('never links to an existing local account by e-mail address', async () => {

@@ -65,6 +65,8 @@ const startUpstreamLogin: Step = {
       code_challenge_method: 'S256',
       state,
       nonce,
+      // The client asked for a fresh sign-in (prompt=login, max_age): an upstream session must not stand in for it.
+      ...(details.prompt.reasons.some((r) => r === 'login_prompt' || r === 'max_age') && { prompt: 'login' }),
     });
     ctx.status = 303;
     ctx.redirect(url.href);

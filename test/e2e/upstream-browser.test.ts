@@ -1,0 +1,229 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import { decodeJwt } from 'jose';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
+import { launchBrowser, screenshot } from '../support/browser.ts';
+import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
+import { pkcePair, postToken } from '../support/oauth.ts';
+import { freePort } from '../support/running-server.ts';
+
+/*
+ * "Sign in with <IdP>" as a person meets it, in headless Chromium (Debian's package driven by
+ * playwright-core) against Castellan on FerretDB + Redis. A second tenant of the same
+ * Castellan ("upstream") is the upstream OpenID Provider: the demo tenant's login page offers
+ * "Sign in with Partner IdP", the browser signs in and consents there, comes back through
+ * the callback, consents at the demo tenant and lands at the client with a code. Then a
+ * cancel at the upstream, and an unreachable upstream. Screenshots go to
+ * test-output/screenshots/upstream-*.png; axe-core checks every page of ours on the way.
+ */
+
+const AGENT = 'demo-agent';
+const SECRET_ENV = 'CASTELLAN_TEST_UPSTREAM_BROWSER_SECRET';
+const UPSTREAM_CLIENT = 'castellan-demo';
+const PASSWORD = randomBytes(12).toString('base64url');
+
+describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () => {
+  let castellan: TestCastellan;
+  let browser: Browser;
+  let client: Server;
+  let clientOrigin: string;
+  let axeSource: string;
+  let upstreamIssuer: string;
+  let aliceId: string;
+  const contexts: BrowserContext[] = [];
+  const consoleErrors: string[] = [];
+
+  async function newPage(): Promise<Page> {
+    const context = await browser.newContext();
+    contexts.push(context);
+    context.setDefaultTimeout(5_000);
+    const page = await context.newPage();
+    page.on('console', (message) => {
+      if (message.type() !== 'error') return;
+      if (message.location().url.endsWith('/favicon.ico')) return;
+      consoleErrors.push(`${message.text()} (${message.location().url})`);
+    });
+    return page;
+  }
+
+  async function accessibilityProblems(page: Page): Promise<string[]> {
+    await page.evaluate(axeSource);
+    const violations = await page.evaluate(async () => {
+      const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: unknown[] }> }> } }).axe;
+      const result = await axe.run();
+      return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
+    });
+    return violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes} nodes)`);
+  }
+
+  const heading = (page: Page) => page.getByRole('heading', { level: 1 }).textContent();
+
+  function authorization(): { url: string; verifier: string; state: string } {
+    const { verifier, challenge } = pkcePair();
+    const state = randomBytes(8).toString('hex');
+    const query = new URLSearchParams({
+      client_id: AGENT, response_type: 'code', redirect_uri: `${clientOrigin}/callback`, scope: 'openid profile email',
+      state, code_challenge: challenge, code_challenge_method: 'S256',
+    });
+    return { url: `${castellan.issuer}/auth?${query}`, verifier, state };
+  }
+
+  async function backAtClient(page: Page): Promise<URLSearchParams> {
+    await page.waitForURL((url) => url.origin === clientOrigin);
+    await expect(heading(page)).resolves.toBe('Test client');
+    return new URL(page.url()).searchParams;
+  }
+
+  beforeAll(async () => {
+    const port = await freePort();
+    clientOrigin = `http://127.0.0.1:${port}`;
+    client = createServer((req, res) => {
+      if (req.url === '/favicon.ico') {
+        res.writeHead(204).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test client</title></head><body><main><h1>Test client</h1></main></body></html>');
+    });
+    await new Promise<void>((resolve) => client.listen(port, '127.0.0.1', resolve));
+
+    [castellan, browser, axeSource] = await Promise.all([
+      startTestCastellan('mongo+redis', 'upstream_browser'),
+      launchBrowser((line) => process.stderr.write(`[chromium] ${line}\n`)),
+      readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'),
+    ]);
+    const { storage } = castellan.running;
+    upstreamIssuer = `${castellan.baseUrl}/t/upstream`;
+    const secret = randomBytes(24).toString('base64url');
+    process.env[SECRET_ENV] = secret;
+    await storage.tenants.create({ id: 'upstream', displayName: 'Partner IdP', settings: { displayName: 'Partner IdP' } });
+    await storage.modelStores('upstream').durable.upsert('Client', UPSTREAM_CLIENT, {
+      client_id: UPSTREAM_CLIENT,
+      client_secret: secret,
+      client_name: 'Castellan demo',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [`${castellan.issuer}/upstream/callback`],
+      token_endpoint_auth_method: 'client_secret_basic',
+    });
+    aliceId = (await storage.users.create({
+      tenant: 'upstream', login: 'alice', password: PASSWORD,
+      claims: { name: 'Alice Upstream', email: 'alice@partner.example', email_verified: true },
+    })).id;
+    await storage.tenants.update('demo', {
+      settings: {
+        ...DEMO_TENANT_SETTINGS,
+        upstreamIdps: [
+          { id: 'partner', name: 'Partner IdP', issuer: upstreamIssuer, clientId: UPSTREAM_CLIENT, clientSecretEnv: SECRET_ENV },
+          { id: 'dead', name: 'Unreachable IdP', issuer: `http://127.0.0.1:${await freePort()}/t/nowhere`, clientId: 'nobody' },
+        ],
+      },
+    });
+    castellan.running.tenants.invalidate('demo');
+  });
+
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((context) => context.close()));
+    expect(consoleErrors.splice(0)).toEqual([]);
+  });
+
+  afterAll(async () => {
+    delete process.env[SECRET_ENV];
+    await browser?.close();
+    await castellan?.stop();
+    await new Promise((resolve) => client?.close(resolve));
+  });
+
+  it('signs in with the upstream IdP: button, upstream login and consent, back, consent, code, tokens for the linked user', async () => {
+    const request = authorization();
+    const page = await newPage();
+    await page.goto(request.url);
+    await expect(heading(page)).resolves.toBe('Sign in to Castellan demo');
+    const button = page.getByRole('button', { name: 'Sign in with Partner IdP' });
+    await expect(button.isVisible()).resolves.toBe(true);
+    await screenshot(page, 'upstream-1-login-with-button');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await button.click();
+
+    // At the upstream: its own login page, on its own issuer.
+    await page.waitForURL((url) => url.href.startsWith(`${upstreamIssuer}/interaction/`));
+    await expect(heading(page)).resolves.toBe('Sign in to Partner IdP');
+    await screenshot(page, 'upstream-2-upstream-login');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+
+    await page.waitForURL((url) => url.href.startsWith(`${upstreamIssuer}/interaction/`));
+    await expect(heading(page)).resolves.toBe('Allow access?');
+    expect(await page.locator('main').innerText()).toContain('Castellan demo');
+    await screenshot(page, 'upstream-3-upstream-consent');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Allow' }).click();
+
+    // Back at the demo tenant, through the callback: its consent for the agent.
+    await page.waitForURL((url) => url.href.startsWith(`${castellan.issuer}/interaction/`));
+    await expect(heading(page)).resolves.toBe('Allow access?');
+    expect(await page.locator('main').innerText()).toContain('Demo agent');
+    await screenshot(page, 'upstream-4-downstream-consent');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Allow' }).click();
+
+    const params = await backAtClient(page);
+    expect(params.get('state')).toBe(request.state);
+    const tokens = await postToken(castellan.issuer, {
+      grant_type: 'authorization_code', client_id: AGENT, code: params.get('code') ?? '', redirect_uri: `${clientOrigin}/callback`, code_verifier: request.verifier,
+    });
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    const sub = decodeJwt(String(tokens.body.id_token)).sub;
+    const link = await castellan.running.storage.upstreamLinks.find('demo', upstreamIssuer, aliceId);
+    expect(link?.userId).toBe(sub);
+    const userinfo = await fetch(`${castellan.issuer}/me`, { headers: { authorization: `Bearer ${String(tokens.body.access_token)}` } });
+    expect(await userinfo.json()).toMatchObject({ sub, name: 'Alice Upstream', email: 'alice@partner.example' });
+
+    // The same browser again: both sessions stand, so one click on the button signs in as the same user.
+    const second = authorization();
+    await page.goto(second.url);
+    // The demo session already signs the person in: straight back to the client (consent remembered) or to consent.
+    await page.waitForURL((url) => url.origin === clientOrigin || url.href.startsWith(`${castellan.issuer}/interaction/`));
+    if (page.url().startsWith(clientOrigin)) {
+      expect(new URL(page.url()).searchParams.get('code')).toBeTruthy();
+    } else {
+      await expect(heading(page)).resolves.toBe('Allow access?');
+    }
+  });
+
+  it('a cancel at the upstream ends the request at the client with access_denied', async () => {
+    const request = authorization();
+    const page = await newPage();
+    await page.goto(request.url);
+    await page.getByRole('button', { name: 'Sign in with Partner IdP' }).click();
+    await page.waitForURL((url) => url.href.startsWith(`${upstreamIssuer}/interaction/`));
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    const params = await backAtClient(page);
+    expect(Object.fromEntries(params)).toMatchObject({ error: 'access_denied', state: request.state, iss: castellan.issuer });
+  });
+
+  it('an unreachable upstream gives the login page again with a clear message, and the password still works', async () => {
+    const request = authorization();
+    const page = await newPage();
+    await page.goto(request.url);
+    await page.getByRole('button', { name: 'Sign in with Unreachable IdP' }).click();
+    await expect(heading(page)).resolves.toBe('Sign in to Castellan demo');
+    expect(await page.getByRole('alert').innerText()).toBe('Signing in with Unreachable IdP did not work: it cannot be reached right now. Try again later, or sign in another way.');
+    await screenshot(page, 'upstream-5-unreachable');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    // Chromium reports the page's own 503 on the console: expected here, and only that.
+    expect(consoleErrors.splice(0)).toEqual([expect.stringMatching(/status of 503 .*\/interaction\/[^/]+\/upstream\)$/)]);
+    await page.getByLabel('Username').fill('demo');
+    await page.getByLabel('Password').fill(castellan.userPassword);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await expect(heading(page)).resolves.toBe('Allow access?');
+  });
+});
