@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Settings } from './config/settings.ts';
 import { seedDemoTenant, type DemoCredentials } from './demo/demo-tenant.ts';
-import { throttledLoginCheck } from './accounts/login-throttle.ts';
+import { createLoginThrottle, throttledPasswordCheck } from './accounts/login-throttle.ts';
+import { createTotpService, type TotpService } from './accounts/totp-service.ts';
 import { createApp } from './http/app.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
@@ -55,6 +56,8 @@ export interface CastellanCore {
   keyring: Keyring;
   tenants: TenantRegistry;
   policy: PolicyHooks;
+  /** TOTP second factors; secrets sealed under the KEK. */
+  totp: TotpService;
   close(): Promise<void>;
 }
 
@@ -89,7 +92,10 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
       fetchCa: settings.fetchCaFile ? await readCaFile(settings.fetchCaFile) : undefined,
       log,
     });
-    return { storage, keyring, tenants, policy, close: () => storage.close() };
+    const totp = createTotpService({
+      accounts: storage.users, wrapper: createLocalKeyWrapper(kek), stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
+    });
+    return { storage, keyring, tenants, policy, totp, close: () => storage.close() };
   } catch (err) {
     await storage.close();
     throw err;
@@ -98,7 +104,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
 
 /** Wires settings, storage, keys, tenants and HTTP together and listens. */
 export async function startCastellan(settings: Settings, log: Logger, options: StartOptions = {}): Promise<RunningCastellan> {
-  const { storage, keyring, tenants, policy } = await openCore(settings, log, options);
+  const { storage, keyring, tenants, policy, totp } = await openCore(settings, log, options);
   try {
     await createConfiguredTenants(settings, storage, log);
     const demo = settings.demo.enabled
@@ -119,12 +125,15 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       await tenants.get(tenant).catch((err: unknown) => log.error({ err, tenant }, 'tenant failed to load'));
     }
 
+    const loginThrottle = createLoginThrottle(storage.loginLimiters);
     const app = createApp({
       baseUrl: settings.baseUrl,
       trustProxy: settings.trustProxy,
       tenants,
-      checkLogin: throttledLoginCheck((tenant, login, password) => storage.users.verifyPassword(tenant, login, password), storage.loginLimiters),
+      // One throttle for passwords and codes; the count clears when the whole sign-in succeeds.
+      checkLogin: throttledPasswordCheck(loginThrottle, (tenant, login, password) => storage.users.verifyPassword(tenant, login, password)),
       accounts: storage.users,
+      mfa: { totp, throttle: loginThrottle },
       upstreamLinks: storage.upstreamLinks,
       policy,
       registrationAbuse: storage.registrationAbuse,

@@ -12,6 +12,10 @@ commands:
   user create <tenant> <login> [--email <address>] [--name <full name>]
       Creates a user who signs in with a password (hashed with argon2id). The password is
       read from standard input (first line), never from the command line.
+  user totp-reset <tenant> <login>
+      Removes the user's two-step verification (TOTP) and its recovery codes, e.g. after
+      a lost phone. The next sign-in asks for the password only, or, where the tenant
+      requires TOTP, sets it up again.
 
 Settings come from the same environment as the server (MONGODB_URL, REDIS_URL,
 CASTELLAN_KEY_ENCRYPTION_KEY, ...): the CLI must use the server's stores.`;
@@ -31,6 +35,9 @@ async function main(argv: string[]): Promise<number> {
   const [command, tenant] = positionals;
   if (!values.help && command === 'user' && positionals[1] === 'create' && positionals[2] && positionals[3]) {
     return createUser(positionals[2], positionals[3], { email: values.email, name: values.name });
+  }
+  if (!values.help && command === 'user' && positionals[1] === 'totp-reset' && positionals[2] && positionals[3]) {
+    return resetTotp(positionals[2], positionals[3]);
   }
   if (values.help || command !== 'initial-access-token' || !tenant) {
     process.stderr.write(`${USAGE}\n`);
@@ -91,6 +98,31 @@ async function createUser(tenant: string, login: string, claims: { email: string
       claims: { ...(claims.email ? { email: claims.email, email_verified: false } : {}), ...(claims.name ? { name: claims.name } : {}) },
     });
     process.stdout.write(`${user.id}\n`);
+    return 0;
+  } finally {
+    await core.close();
+  }
+}
+
+async function resetTotp(tenant: string, login: string): Promise<number> {
+  const settings = loadSettings();
+  if (settings.storage === 'memory') {
+    process.stderr.write('no MONGODB_URL: an in-memory store cannot be shared with a running server\n');
+    return 2;
+  }
+  const core = await openCore(settings, createLogger('warn'));
+  try {
+    const user = await core.storage.users.findByLogin(tenant, login);
+    if (!user) {
+      process.stderr.write(`no user "${login}" in tenant "${tenant}"\n`);
+      return 2;
+    }
+    if (!user.totp) {
+      process.stdout.write(`${user.id}: no two-step verification to remove\n`);
+      return 0;
+    }
+    await core.totp.disable(tenant, user.id);
+    process.stdout.write(`${user.id}: two-step verification removed\n`);
     return 0;
   } finally {
     await core.close();

@@ -5,6 +5,7 @@ import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
 import { handleInteraction, type InteractionDeps } from '../interactions/interaction-routes.ts';
+import type { MfaDeps } from '../interactions/mfa/mfa-deps.ts';
 import { handleUpstreamCallback } from '../interactions/upstream/upstream-callback.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
@@ -28,6 +29,7 @@ export interface AppDeps {
   tenants: TenantRegistry;
   checkLogin: LoginCheck;
   accounts: AccountService;
+  mfa: MfaDeps;
   upstreamLinks: UpstreamLinkStore;
   policy: PolicyHooks;
   /** Abuse limits and books of self-registered clients. */
@@ -57,7 +59,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: deps.trustProxy });
   const origin = publicOriginOf(deps.baseUrl);
   const interactions: InteractionDeps = {
-    checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks,
+    checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks, mfa: deps.mfa,
   };
   // Koa would print every error itself; ours are logged once, by the error handler.
   app.silent = true;

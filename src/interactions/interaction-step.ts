@@ -4,6 +4,7 @@ import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
+import type { MfaDeps } from './mfa/mfa-deps.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 
 export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -15,6 +16,8 @@ export interface InteractionDeps {
   accounts: AccountService;
   /** A tenant's model stores: `ephemeral` (Redis in production) holds short-lived step state. */
   modelStores: (tenant: string) => ModelStores;
+  /** TOTP and the sign-in throttle, for the second-factor steps. */
+  mfa: MfaDeps;
   /** Upstream identities linked to local users ("Sign in with <IdP>"). */
   upstreamLinks: UpstreamLinkStore;
 }

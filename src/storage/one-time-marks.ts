@@ -38,3 +38,9 @@ export function createMemoryOneTimeMarks(now: () => number = Date.now): OneTimeM
     },
   };
 }
+
+/** One process's marks serve both lifetimes. */
+export function memoryOneTimeMarkStores(): OneTimeMarkStores {
+  const marks = createMemoryOneTimeMarks();
+  return { shortLived: marks, lasting: marks };
+}

@@ -25,6 +25,9 @@ import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
 import type { ModelStores } from './oidc-adapter.ts';
 import { createRedisModelStores } from './redis/redis-model-store.ts';
+import { memoryOneTimeMarkStores, type OneTimeMarkStores } from './one-time-marks.ts';
+import { createMongoOneTimeMarks } from './one-time-marks.mongo.ts';
+import { createRedisOneTimeMarks } from './one-time-marks.redis.ts';
 
 /** Everything Castellan keeps, behind interfaces; which servers hold it is decided here only. */
 export interface Storage {
@@ -46,6 +49,8 @@ export interface Storage {
   loginLimiters: LoginLimiters;
   /** Sealed answers for refresh-token retries within the grace. */
   retryCache: RetryCache;
+  /** "Exactly once" marks: used TOTP steps (Redis where there is Redis) and recovery codes (MongoDB). */
+  oneTimeMarks: OneTimeMarkStores;
   /** True when every server behind the storage answers. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -74,6 +79,7 @@ function openMemory(): Storage {
     deviceLimits: createMemoryDeviceLimits(),
     loginLimiters: memoryLoginLimiters(),
     retryCache: createMemoryRetryCache(),
+    oneTimeMarks: memoryOneTimeMarkStores(),
     ping: async () => true,
     close: async () => {},
   };
@@ -89,6 +95,9 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     const signingKeys = createMongoSigningKeyStore(db);
     const indexes = await durable.ensureIndexes();
     await signingKeys.ensureIndexes();
+    const lastingMarks = createMongoOneTimeMarks(db);
+    await lastingMarks.ensureIndexes();
+    let shortLivedMarks: OneTimeMarkStores['shortLived'] = lastingMarks;
     if (!indexes.ttl) log.info('MongoDB server refused TTL indexes: expiry is enforced on read and by the sweeper');
     durable.startSweeper();
 
@@ -115,6 +124,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       deviceLimits = createRedisDeviceLimits(redis, settings.redisPrefix);
       loginLimiters = redisLoginLimiters(redis, settings.redisPrefix);
       retryCache = createRedisRetryCache(redis, settings.redisPrefix);
+      shortLivedMarks = createRedisOneTimeMarks(redis, settings.redisPrefix);
     }
     const connectedRedis = redis;
     return {
@@ -132,6 +142,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       deviceLimits,
       loginLimiters,
       retryCache,
+      oneTimeMarks: { shortLived: shortLivedMarks, lasting: lastingMarks },
       async ping() {
         await db.command({ ping: 1 });
         if (connectedRedis) await connectedRedis.ping();
