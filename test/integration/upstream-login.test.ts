@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { decodeJwt } from 'jose';
+import { createServer, type Server } from 'node:http';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
@@ -57,6 +58,48 @@ function pathAwareBrowser(): Browser {
   };
 }
 
+/** What the rogue upstream's token endpoint puts into its id_token, given the request's nonce. */
+type IdTokenMaker = (nonce: string, key: { signing: CryptoKey; other: CryptoKey }) => Promise<string | { error: string }>;
+
+/**
+ * A hand-made upstream that answers the token request with whatever id_token a test asks
+ * for: what openid-client must refuse is only reachable through an IdP that misbehaves.
+ */
+async function startRogueIdp(): Promise<{ issuer: string; server: Server; answer: { make: IdTokenMaker; nonce: string } }> {
+  const { privateKey: signing, publicKey } = await generateKeyPair('RS256');
+  const { privateKey: other } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'rogue-1', alg: 'RS256', use: 'sig' };
+  const answer: { make: IdTokenMaker; nonce: string } = { make: async () => ({ error: 'invalid_grant' }), nonce: '' };
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+  const server = createServer((req, res) => {
+    if (req.url === '/.well-known/openid-configuration') {
+      return json(res, 200, {
+        issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`,
+        response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'],
+        authorization_response_iss_parameter_supported: true,
+      });
+    }
+    if (req.url === '/jwks') return json(res, 200, { keys: [jwk] });
+    if (req.url === '/token' && req.method === 'POST') {
+      req.resume();
+      req.on('end', () => {
+        answer.make(answer.nonce, { signing, other }).then(
+          (made) => (typeof made === 'string' ? json(res, 200, { access_token: 'rogue-at', token_type: 'Bearer', id_token: made }) : json(res, 400, made)),
+          () => json(res, 500, {}),
+        );
+      });
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { issuer, server, answer };
+}
+
 function locationOf(response: Response, base: string): string {
   const location = response.headers.get('location');
   if (!location) throw new Error(`expected a redirect, got ${response.status}`);
@@ -65,6 +108,7 @@ function locationOf(response: Response, base: string): string {
 
 describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (FerretDB + Redis)', () => {
   let castellan: TestCastellan;
+  let rogue: Awaited<ReturnType<typeof startRogueIdp>>;
   let upstreamIssuer: string;
   let callbackUri: string;
   const people = {
@@ -140,6 +184,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
 
   beforeAll(async () => {
     castellan = await startTestCastellan('mongo+redis', 'upstream_login');
+    rogue = await startRogueIdp();
     const { storage } = castellan.running;
     upstreamIssuer = `${castellan.baseUrl}/t/upstream`;
     callbackUri = `${castellan.issuer}/upstream/callback`;
@@ -173,6 +218,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
           { id: 'partner', name: 'Partner IdP', issuer: upstreamIssuer, clientId: UPSTREAM_CLIENT, clientSecretEnv: SECRET_ENV },
           { id: 'retired', name: 'Retired IdP', enabled: false, issuer: upstreamIssuer, clientId: UPSTREAM_CLIENT, clientSecretEnv: SECRET_ENV },
           { id: 'dead', name: 'Unreachable IdP', issuer: `http://127.0.0.1:${deadPort}/t/nowhere`, clientId: 'nobody' },
+          { id: 'rogue', name: 'Rogue IdP', issuer: rogue.issuer, clientId: 'castellan' },
         ],
       },
     });
@@ -180,6 +226,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   });
   afterAll(async () => {
     delete process.env[SECRET_ENV];
+    await new Promise((resolve) => rogue?.server.close(resolve));
     await castellan?.stop();
   });
 
@@ -371,5 +418,61 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
     expect(page).toContain('name="password"');
     const params = await followAuthorization(browser, interaction, REDIRECT, 'demo', castellan.userPassword);
     expect(params.get('code')).toBeTruthy();
+  });
+  describe('id_token checks, against an upstream that misbehaves', () => {
+    /** Starts a sign-in with the rogue IdP; returns the callback its answer would come to. */
+    async function rogueCallback(make: IdTokenMaker): Promise<{ browser: Browser; callback: string }> {
+      const browser = pathAwareBrowser();
+      const { interaction } = await openLoginPage(browser);
+      const request = new URL(locationOf(await chooseUpstream(browser, interaction, 'rogue'), interaction)).searchParams;
+      expect(request.get('code_challenge_method')).toBe('S256');
+      rogue.answer.nonce = request.get('nonce') ?? '';
+      rogue.answer.make = make;
+      const answer = new URLSearchParams({ code: 'rogue-code', state: request.get('state') ?? '', iss: rogue.issuer });
+      return { browser, callback: `${callbackUri}?${answer}` };
+    }
+
+    const idToken = (claims: Record<string, unknown>, key: CryptoKey, kid = 'rogue-1') =>
+      new SignJWT({ sub: 'rogue-user', nonce: rogue.answer.nonce, ...claims })
+        .setProtectedHeader({ alg: 'RS256', kid })
+        .setIssuer(String(claims.iss ?? rogue.issuer))
+        .setAudience(String(claims.aud ?? 'castellan'))
+        .setIssuedAt()
+        .setExpirationTime(typeof claims.exp === 'number' ? claims.exp : '5m')
+        .sign(key);
+
+    it('accepts a well-formed answer (the rogue IdP itself is sound)', async () => {
+      const { browser, callback } = await rogueCallback((_nonce, keys) => idToken({}, keys.signing));
+      const response = await browser.get(callback);
+      expect(response.status).toBe(303);
+      expect(response.headers.get('location')).toMatch(/\/t\/demo\/auth\//);
+      expect(await castellan.running.storage.upstreamLinks.find('demo', rogue.issuer, 'rogue-user')).toMatchObject({ idp: 'rogue' });
+    });
+
+    const refusals: Array<[string, IdTokenMaker]> = [
+      ['another nonce', (_nonce, keys) => idToken({ nonce: 'not-the-nonce' }, keys.signing)],
+      ['no nonce', async (_nonce, keys) => new SignJWT({ sub: 'rogue-user' }).setProtectedHeader({ alg: 'RS256', kid: 'rogue-1' })
+        .setIssuer(rogue.issuer).setAudience('castellan').setIssuedAt().setExpirationTime('5m').sign(keys.signing)],
+      ['another audience', (_nonce, keys) => idToken({ aud: 'someone-else' }, keys.signing)],
+      ['another issuer', (_nonce, keys) => idToken({ iss: 'https://elsewhere.example' }, keys.signing)],
+      ['an expired token', (_nonce, keys) => idToken({ exp: Math.floor(Date.now() / 1000) - 600 }, keys.signing)],
+      ['a signature by another key under the published kid', (_nonce, keys) => idToken({}, keys.other)],
+      ['a key the upstream does not publish', (_nonce, keys) => idToken({}, keys.other, 'unknown-kid')],
+    ];
+    for (const [name, make] of refusals) {
+      it(`refuses an id_token with ${name}: 400, no redirect, no link`, async () => {
+        const before = await castellan.running.storage.upstreamLinks.find('demo', rogue.issuer, 'rogue-user');
+        const { browser, callback } = await rogueCallback(make);
+        await expectOAuthError(await browser.get(callback), 400, /failed validation/);
+        expect(await castellan.running.storage.upstreamLinks.find('demo', rogue.issuer, 'rogue-user')).toEqual(before);
+      });
+    }
+
+    it('shows the login page again when the upstream token endpoint refuses the code', async () => {
+      const { browser, callback } = await rogueCallback(async () => ({ error: 'invalid_grant' }));
+      const response = await browser.get(callback);
+      expect(response.status).toBe(502);
+      expect(await response.text()).toContain('Signing in with Rogue IdP did not work');
+    });
   });
 });

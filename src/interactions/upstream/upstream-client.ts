@@ -39,7 +39,10 @@ async function discover(idp: UpstreamIdpSettings): Promise<client.Configuration>
     // discovery() checks that the document's `issuer` is exactly the configured one.
     return await client.discovery(issuer, idp.clientId, undefined, auth, {
       timeout: REQUEST_TIMEOUT_SECONDS,
-      execute: insecure ? [client.allowInsecureRequests] : [],
+      // openid-client, as OIDC Core §3.1.3.7 allows over TLS, skips the id_token's signature
+      // by default; here it is checked against the upstream's jwks_uri: the account link
+      // rests on that token alone, and a loopback upstream is not even TLS.
+      execute: [client.enableNonRepudiationChecks, ...(insecure ? [client.allowInsecureRequests] : [])],
     });
   } catch (err) {
     throw new UpstreamUnavailableError(`discovery of upstream "${idp.id}" failed`, { cause: err });
