@@ -299,6 +299,47 @@ describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
     await expect(heading(page)).resolves.toBe('Sign in to Castellan demo');
   });
 
+  it('sends a browser that is already signed out straight back to the post_logout_redirect_uri', async () => {
+    // oidc-provider answers /session/end without a session with a self-submitting form (its
+    // one inline script, allowed by hash in the CSP); the person sees no question.
+    const request = authorization(WEB, { scope: 'openid' });
+    const page = await newPage();
+    await page.goto(request.url);
+    await signIn(page, 'demo', castellan.userPassword);
+    await page.getByRole('button', { name: 'Allow' }).click();
+    const code = (await backAtClient(page)).get('code') ?? '';
+    const tokens = await postToken(castellan.issuer, {
+      grant_type: 'authorization_code', code, redirect_uri: callback(), code_verifier: request.verifier,
+    }, basicAuth(WEB, WEB_SECRET));
+    const logout = (state: string) => `${castellan.issuer}/session/end?${new URLSearchParams({
+      id_token_hint: String(tokens.body.id_token), post_logout_redirect_uri: `${clientOrigin}/signed-out`, state,
+    })}`;
+    await page.goto(logout('first'));
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    expect((await backAtClient(page, '/signed-out')).get('state')).toBe('first');
+
+    // The client asks again (say, from another tab): nothing to confirm, back at once.
+    await page.goto(logout('second'));
+    expect((await backAtClient(page, '/signed-out')).get('state')).toBe('second');
+  });
+
+  it('delivers the code by response_mode=form_post too (the auto-submitting form passes the CSP)', async () => {
+    const request = authorization(AGENT, { response_mode: 'form_post' });
+    const page = await newPage();
+    const posted = page.waitForRequest((r) => r.method() === 'POST' && r.url() === callback());
+    await page.goto(request.url);
+    await signIn(page, 'demo', castellan.userPassword);
+    await page.getByRole('button', { name: 'Allow' }).click();
+    const form = new URLSearchParams((await posted).postData() ?? '');
+    await backAtClient(page);
+    expect(form.get('state')).toBe(request.state);
+    expect(form.get('iss')).toBe(castellan.issuer);
+    const tokens = await postToken(castellan.issuer, {
+      grant_type: 'authorization_code', client_id: AGENT, code: form.get('code') ?? '', redirect_uri: callback(), code_verifier: request.verifier,
+    });
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+  });
+
   it('keeps the person signed in on "No, stay signed in", and says so', async () => {
     const page = await newPage();
     await page.goto(authorization(AGENT).url);
