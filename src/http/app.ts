@@ -6,6 +6,7 @@ import type { LoginCheck } from '../accounts/login-throttle.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
 import { handleInteraction, type InteractionDeps } from '../interactions/interaction-routes.ts';
 import type { MfaDeps } from '../interactions/mfa/mfa-deps.ts';
+import { handleAccountSecurity } from '../interactions/mfa/account-security.ts';
 import { handleUpstreamCallback } from '../interactions/upstream/upstream-callback.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
@@ -89,6 +90,7 @@ export function createApp(deps: AppDeps): Koa {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
         return handleUpstreamCallback(ctx, runtime, interactions);
       }
+      if (rest === '/account/security') return handleAccountSecurity(ctx, runtime, interactions);
       if (rest === '/.well-known/oauth-authorization-server' || rest === DISCOVERY_PATH) {
         requireGet(ctx);
         return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);

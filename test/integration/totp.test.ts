@@ -346,4 +346,83 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no user "nobody"');
   });
+
+  describe('the account security page (/t/<tenant>/account/security)', () => {
+    const securityUrl = (tenant: string) => `${castellan.baseUrl}/t/${tenant}/account/security`;
+    const appFrom = (html: string): App => {
+      const text = /<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(html)?.[1] ?? '';
+      return { secret: Uint8Array.from(Secret.fromBase32(text.replaceAll(' ', '')).bytes), used: new Set() };
+    };
+
+    it('turns TOTP on with a fresh password, then needs the code too; new recovery codes replace the old; turns off', async () => {
+      const userId = await createUser('optional', 'sam');
+      const browser = newBrowser();
+      const url = securityUrl('optional');
+      const form = await browser.get(url);
+      expect(form.status).toBe(200);
+      expect(await form.text()).toContain('name="password"');
+
+      const signedIn = await browser.postForm(url, { action: 'sign-in', login: 'sam', password: PASSWORD, code: '' });
+      expect(signedIn.status).toBe(303);
+      const cookie = signedIn.headers.getSetCookie().find((c) => c.startsWith('castellan_account=')) ?? '';
+      expect(cookie).toMatch(/path=\/t\/optional\/account\/security/i);
+      expect(cookie).toMatch(/httponly/i);
+      expect(cookie).toMatch(/samesite=strict/i);
+      const overview = await (await browser.get(url)).text();
+      expect(overview).toContain('Two-step verification is <strong>off</strong>');
+
+      // A form without the session's CSRF token is refused.
+      expect((await browser.postForm(url, { action: 'enrol', csrf: 'forged' })).status).toBe(403);
+
+      const enrol = await browser.postForm(url, { action: 'enrol' });
+      const enrolHtml = await enrol.text();
+      expect(enrolHtml).toMatch(/<svg [^>]*aria-label="QR code/);
+      const app = appFrom(enrolHtml);
+      expect((await browser.postForm(url, { action: 'confirm', code: wrongCode(app) })).status).toBe(400);
+      const on = await browser.postForm(url, { action: 'confirm', code: codeFrom(app) });
+      const firstCodes = [...(await on.text()).matchAll(/<li><code>([0-9A-Z-]+)<\/code><\/li>/g)].map((m) => m[1] ?? '');
+      expect(firstCodes).toHaveLength(10);
+      expect((await castellan.running.storage.users.findById('optional', userId))?.totp?.recoveryCodesLeft).toBe(10);
+
+      // Sign-in now asks for a code.
+      const s = await start('optional');
+      expect(await signIn(s, 'sam')).toBe(`${s.pageUrl}/totp`);
+
+      // Back on the page in a new session: the password alone is not enough any more.
+      const again = newBrowser();
+      await again.get(url);
+      const passwordOnly = await again.postForm(url, { action: 'sign-in', login: 'sam', password: PASSWORD, code: '' });
+      expect(passwordOnly.status).toBe(400);
+      expect(await passwordOnly.text()).toContain('Wrong username, password or code.');
+      expect((await again.postForm(url, { action: 'sign-in', login: 'sam', password: PASSWORD, code: codeFrom(app) })).status).toBe(303);
+      expect(await (await again.get(url)).text()).toContain('Two-step verification is <strong>on</strong>');
+      const fresh = await again.postForm(url, { action: 'recovery-codes' });
+      const newCodes = [...(await fresh.text()).matchAll(/<li><code>([0-9A-Z-]+)<\/code><\/li>/g)].map((m) => m[1] ?? '');
+      expect(newCodes).toHaveLength(10);
+      expect(await totp.useRecoveryCode('optional', userId, firstCodes[0] ?? '')).toBe(false);
+      expect(await totp.useRecoveryCode('optional', userId, newCodes[0] ?? '')).toBe(true);
+
+      const off = await again.postForm(url, { action: 'disable' });
+      expect(await off.text()).toContain('Two-step verification is <strong>off</strong>');
+      expect((await castellan.running.storage.users.findById('optional', userId))?.totp).toBeUndefined();
+      const signedOut = await again.postForm(url, { action: 'sign-out' });
+      expect(await signedOut.text()).toContain('Signed out');
+      expect((await again.postForm(url, { action: 'enrol' })).status).toBe(200); // back to the sign-in form
+    });
+
+    it('does not offer turning TOTP off where it is required, and does not exist where it is off', async () => {
+      const userId = await createUser('secure', 'quinn');
+      const { app } = await enrolDirectly('secure', userId);
+      const browser = newBrowser();
+      await browser.get(securityUrl('secure'));
+      expect((await browser.postForm(securityUrl('secure'), { action: 'sign-in', login: 'quinn', password: PASSWORD, code: codeFrom(app) })).status).toBe(303);
+      const overview = await (await browser.get(securityUrl('secure'))).text();
+      expect(overview).toContain('cannot be turned off here');
+      expect(overview).not.toContain('value="disable"');
+      await browser.postForm(securityUrl('secure'), { action: 'disable' });
+      expect((await castellan.running.storage.users.findById('secure', userId))?.totp).toBeDefined();
+
+      expect((await fetch(securityUrl('plain'))).status).toBe(404);
+    });
+  });
 });
