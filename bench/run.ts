@@ -12,7 +12,7 @@ import { SCENARIOS, type Scenario } from './scenarios.ts';
  * npm run bench                       every scenario
  * npm run bench -- cc-jwt introspection   only these
  * npm run bench -- --quick            short measurements (harness check)
- * options: --duration S --rounds N --warmup S --connections N --sizes 1k,100k,1M
+ * options: --duration S --rounds N --warmup S --connections N --sizes 1k,100k,1M --ferretdb-max 10k
  *          --stores memory|production|both --profile --out DIR --readme / --no-readme
  * env:     BENCH_DURATION, BENCH_ROUNDS (same as the flags)
  *
@@ -47,6 +47,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       warmup: { type: 'string' },
       connections: { type: 'string' },
       sizes: { type: 'string' },
+      'ferretdb-max': { type: 'string' },
       stores: { type: 'string' },
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -77,6 +78,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     connections: Math.round(num(values.connections, 'BENCH_CONNECTIONS', 50)),
     storages: stores === 'both' ? ['memory', 'production'] : [stores as 'memory' | 'production'],
     sizes: (values.sizes ?? (quick ? '1k,10k' : '1k,100k,1M')).split(',').map(parseSize),
+    ferretdbMax: parseSize(values['ferretdb-max'] ?? '10k'),
     profileDir: values.profile ? join(outDir, 'profiles') : undefined,
     outDir,
     readme: values['no-readme'] ? false : values.readme,
@@ -127,7 +129,7 @@ export async function runBench(cli: CliOptions, log: (line: string) => void = (l
       loadBefore,
       loadAfter,
       quick: cli.quick,
-      options: { duration: cli.duration, rounds: cli.rounds, warmup: cli.warmup, connections: cli.connections, storages: cli.storages, sizes: cli.sizes, profile: cli.profileDir !== undefined },
+      options: { duration: cli.duration, rounds: cli.rounds, warmup: cli.warmup, connections: cli.connections, storages: cli.storages, sizes: cli.sizes, ferretdbMax: cli.ferretdbMax, profile: cli.profileDir !== undefined },
       scenarios: chosen.map((s) => s.name),
       skipped: ALL_SCENARIOS.filter((s) => !chosen.includes(s)).map((s) => s.name),
     },

@@ -32,6 +32,8 @@ export interface RunOptions {
   storages: CastellanStorage[];
   /** Growth sizes (stored records). */
   sizes: number[];
+  /** Most records seeded into FerretDB in the growth runs (the rest go to Redis). */
+  ferretdbMax: number;
   /** node --cpu-prof for Castellan and the bare baseline; profiles land in this directory. */
   profileDir: string | undefined;
 }

@@ -117,7 +117,7 @@ export interface CastellanOptions {
 }
 
 function slug(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 30);
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 24);
 }
 
 /** Castellan (bench/servers/castellan.ts: startCastellan like `npm start`) with the demo tenant. */

@@ -52,7 +52,8 @@ async function seed(running: RunningCastellan, request: SeedRequest): Promise<{ 
   const started = Date.now();
   const stores = running.storage.modelStores(TENANT);
   const store = stores[request.store];
-  const template = await store.find(request.model, request.templateId);
+  // The template is a real token record, which lives in the durable store; copies go where asked.
+  const template = await stores.durable.find(request.model, request.templateId);
   if (!template) throw new Error(`no ${request.model} ${request.templateId} to copy`);
   const ttl = 86_400;
   const sample: string[] = [];

@@ -21,8 +21,8 @@ describe('benchmark harness', () => {
     expect(parseSize('1k')).toBe(1000);
     expect(parseSize('100k')).toBe(100_000);
     expect(parseSize('1M')).toBe(1_000_000);
-    const cli = parseCli(['cc-jwt', '--quick', '--sizes', '1k,100k', '--stores', 'memory'], {});
-    expect(cli).toMatchObject({ scenarios: ['cc-jwt'], quick: true, sizes: [1000, 100_000], storages: ['memory'] });
+    const cli = parseCli(['cc-jwt', '--quick', '--sizes', '1k,100k', '--stores', 'memory', '--ferretdb-max', '100k'], {});
+    expect(cli).toMatchObject({ scenarios: ['cc-jwt'], quick: true, sizes: [1000, 100_000], storages: ['memory'], ferretdbMax: 100_000 });
     expect(() => parseCli(['no-such-scenario'], {})).toThrow(/unknown scenario/);
     expect(parseCli([], { BENCH_DURATION: '7' }).duration).toBe(7);
   });
