@@ -60,7 +60,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: deps.trustProxy });
   const origin = publicOriginOf(deps.baseUrl);
   const interactions: InteractionDeps = {
-    checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks, mfa: deps.mfa,
+    checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks, mfa: deps.mfa, log: deps.log,
   };
   // Koa would print every error itself; ours are logged once, by the error handler.
   app.silent = true;

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
 import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
@@ -20,6 +21,8 @@ export interface InteractionDeps {
   mfa: MfaDeps;
   /** Upstream identities linked to local users ("Sign in with <IdP>"). */
   upstreamLinks: UpstreamLinkStore;
+  /** For what only the operator should see (why an upstream IdP failed). */
+  log: Logger;
 }
 
 /** One request to one step of an interaction, after the dispatcher's checks. */

@@ -5,7 +5,7 @@ import type { TenantRuntime } from '../../tenants/tenant-registry.ts';
 import { finishInteraction, type InteractionDeps, type StepRequest } from '../interaction-step.ts';
 import { linkedUserId, profileClaims, upstreamSubjectSchema } from './upstream-accounts.ts';
 import { stateSchema, takeAttempt } from './upstream-attempts.ts';
-import { isRetryableUpstreamFailure, upstreamConfiguration } from './upstream-client.ts';
+import { describeUpstreamFailure, isRetryableUpstreamFailure, upstreamConfiguration } from './upstream-client.ts';
 import { enabledIdp, renderUpstreamTrouble, upstreamRedirectUri } from './upstream-choices.ts';
 
 /**
@@ -46,15 +46,23 @@ export async function handleUpstreamCallback(ctx: Context, runtime: TenantRuntim
       idTokenExpected: true,
     });
   } catch (err) {
+    const where = { tenant: runtime.tenantId, idp: idp.id };
     if (err instanceof client.AuthorizationResponseError) {
       // The upstream answered this attempt (state and iss checked) with an error.
       if (err.error === 'access_denied') {
         return finishInteraction(ctx, runtime.provider, { error: 'access_denied', error_description: `the sign-in at ${idp.name} was denied` });
       }
+      deps.log.info({ ...where, error: err.error.slice(0, 64) }, 'upstream identity provider answered with an error');
       return renderUpstreamTrouble(step, idp, 400);
     }
-    if (isRetryableUpstreamFailure(err)) return renderUpstreamTrouble(step, idp, 502);
-    if (err instanceof client.ClientError) throw new InvalidRequestError(`the response from ${idp.name} failed validation`);
+    if (isRetryableUpstreamFailure(err)) {
+      deps.log.warn({ ...where, ...describeUpstreamFailure(err) }, 'upstream sign-in could not be completed');
+      return renderUpstreamTrouble(step, idp, 502);
+    }
+    if (err instanceof client.ClientError) {
+      deps.log.warn({ ...where, ...describeUpstreamFailure(err) }, 'upstream response failed validation');
+      throw new InvalidRequestError(`the response from ${idp.name} failed validation`);
+    }
     throw err;
   }
 

@@ -5,7 +5,7 @@ import { interactionPath, type Step, type StepRequest } from '../interaction-ste
 import { renderLoginPage } from '../login-step.ts';
 import { escapeHtml } from '../views.ts';
 import { ATTEMPT_TTL_SECONDS, saveAttempt } from './upstream-attempts.ts';
-import { upstreamConfiguration, UpstreamUnavailableError } from './upstream-client.ts';
+import { describeUpstreamFailure, upstreamConfiguration, UpstreamUnavailableError } from './upstream-client.ts';
 import type { UpstreamIdpSettings } from './upstream-settings.ts';
 
 /** The enabled upstream IdP of this tenant with that id, or a 400. */
@@ -50,8 +50,9 @@ const startUpstreamLogin: Step = {
     try {
       configuration = await upstreamConfiguration(runtime.tenantId, idp);
     } catch (err) {
-      if (err instanceof UpstreamUnavailableError) return renderUpstreamTrouble(step, idp, 503, ': it cannot be reached right now');
-      throw err;
+      if (!(err instanceof UpstreamUnavailableError)) throw err;
+      deps.log.warn({ tenant: runtime.tenantId, idp: idp.id, ...describeUpstreamFailure(err) }, 'upstream identity provider unavailable');
+      return renderUpstreamTrouble(step, idp, 503, ': it cannot be reached right now');
     }
     const state = client.randomState();
     const nonce = client.randomNonce();

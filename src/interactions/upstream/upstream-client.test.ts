@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DISCOVERY_TTL_MS, upstreamConfiguration, UpstreamUnavailableError } from './upstream-client.ts';
+import { describeUpstreamFailure, DISCOVERY_TTL_MS, isRetryableUpstreamFailure, upstreamConfiguration, UpstreamUnavailableError } from './upstream-client.ts';
 import { upstreamIdpSchema } from './upstream-settings.ts';
 
 describe('upstream discovery cache', () => {
@@ -58,5 +59,33 @@ describe('upstream discovery cache', () => {
     const remote = { ...idp('four'), issuer: 'http://idp.example' };
     await expect(upstreamConfiguration('t4', remote)).rejects.toThrow(/loopback/);
     expect(requests).toBe(0);
+  });
+});
+
+describe('what is logged of an upstream failure', () => {
+  it('never the authorization response: a refused response with a live code logs its reason only', async () => {
+    const configuration = new client.Configuration(
+      { issuer: 'https://idp.example', token_endpoint: 'https://idp.example/token', authorization_response_iss_parameter_supported: true },
+      'castellan',
+    );
+    const response = new URL('https://castellan.example/t/a/upstream/callback?code=LIVE-CODE-123&state=s1&iss=https://evil.example');
+    const err: unknown = await client.authorizationCodeGrant(configuration, response, { expectedState: 's1' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(client.ClientError);
+    expect(isRetryableUpstreamFailure(err)).toBe(false);
+    const logged = JSON.stringify(describeUpstreamFailure(err));
+    expect(logged).toContain('OAUTH_INVALID_RESPONSE');
+    expect(logged).not.toContain('LIVE-CODE-123');
+  });
+
+  it('the socket error behind an unreachable upstream', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const idp = upstreamIdpSchema.parse({ id: 'gone', name: 'Gone', issuer: `http://127.0.0.1:${port}`, clientId: 'c' });
+    const err: unknown = await upstreamConfiguration('t5', idp).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UpstreamUnavailableError);
+    expect(isRetryableUpstreamFailure(err)).toBe(true);
+    expect(describeUpstreamFailure(err)).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', cause: 'ECONNREFUSED' });
   });
 });

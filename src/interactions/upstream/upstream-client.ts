@@ -74,6 +74,25 @@ export function upstreamConfiguration(tenant: string, idp: UpstreamIdpSettings, 
 }
 
 /**
+ * What the log may say of an upstream failure: its code and message, and the code of a
+ * network cause. Never the whole error: openid-client's causes can carry the authorization
+ * response, with a code that still works.
+ */
+export function describeUpstreamFailure(err: unknown): Record<string, string> {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const code = (err as { code?: unknown }).code;
+  const described: Record<string, string> = { message: err.message, ...(typeof code === 'string' && { code }) };
+  // A discovery failure wraps the fetch error, which wraps the socket's (ECONNREFUSED, ...).
+  let cause: unknown = err instanceof UpstreamUnavailableError ? err.cause : undefined;
+  for (let depth = 0; cause instanceof Error && depth < 3; depth += 1) {
+    const causeCode = (cause as { code?: unknown }).code;
+    described.cause = typeof causeCode === 'string' ? causeCode : cause.message;
+    cause = cause.cause;
+  }
+  return described;
+}
+
+/**
  * Whether an openid-client failure means the sign-in could not be completed with the
  * upstream (unreachable, timed out, an HTTP or token endpoint error: the person may try
  * again), as opposed to an answer that failed validation (state, iss, nonce, signature...).
