@@ -599,6 +599,37 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
     });
   });
 
+  describe('token endpoint errors of the code flow', () => {
+    it('refuses a code at another client, twice, without redirect_uri, and wrong client credentials', async () => {
+      const request = authRequest(AGENT, { prompt: 'consent' });
+      const code = (await signInAndApprove(newBrowser(), request, AGENT_REDIRECT)).get('code') ?? '';
+      const form = { grant_type: 'authorization_code', code, redirect_uri: AGENT_REDIRECT, code_verifier: request.verifier };
+      const web = basicAuth(WEB, WEB_SECRET);
+
+      const otherClient = await postToken(castellan.issuer, form, web);
+      expect(otherClient.status).toBe(400);
+      expect(otherClient.body.error).toBe('invalid_grant');
+      const noRedirect = await postToken(castellan.issuer, { grant_type: 'authorization_code', client_id: AGENT, code, code_verifier: request.verifier });
+      expect(noRedirect.status).toBe(400);
+      expect(noRedirect.body.error).toBe('invalid_request');
+      const wrongSecret = await postToken(castellan.issuer, form, basicAuth(WEB, 'not-the-secret'));
+      expect(wrongSecret.status).toBe(401);
+      expect(wrongSecret.body.error).toBe('invalid_client');
+      const unknownGrant = await postToken(castellan.issuer, { grant_type: 'password', client_id: AGENT, username: 'demo', password: 'x' });
+      expect(unknownGrant.status).toBe(400);
+      expect(unknownGrant.body.error).toMatch(/^(unsupported_grant_type|unauthorized_client)$/);
+
+      // None of that spent the code; its own client redeems it once, and only once.
+      const redeemed = await postToken(castellan.issuer, { ...form, client_id: AGENT });
+      expect(redeemed.status, JSON.stringify(redeemed.body)).toBe(200);
+      const again = await postToken(castellan.issuer, { ...form, client_id: AGENT });
+      expect(again.status).toBe(400);
+      expect(again.body.error).toBe('invalid_grant');
+      // A replayed code revokes what it gave (RFC 9700 §4.5.3 / OAuth 2.1 §4.1.3).
+      expect(await introspect(redeemed.body.access_token)).toEqual({ active: false });
+    });
+  });
+
   describe('refresh tokens used twice at once', () => {
     // Two concurrent uses of one refresh token both pass oidc-provider's "consumed" check;
     // the store's atomic consume picks one, and the other is reuse (src/storage/oidc-adapter.ts).
