@@ -106,8 +106,10 @@ async function clientDisplay(provider: Provider, clientId: string): Promise<Clie
   return { name: client?.clientName ?? clientId, host, logo };
 }
 
+/** The grant this authorization already has (remembered or being built), if it is this user's for this client. */
 async function existingGrant(provider: Provider, details: InteractionDetails): Promise<Grant | undefined> {
-  return details.grantId ? provider.Grant.find(details.grantId) : undefined;
+  const grant = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+  return grant && grant.accountId === details.session?.accountId && grant.clientId === details.params.client_id ? grant : undefined;
 }
 
 /** Marks a submitted picker: without it the form is taken as the page's pre-checked choice. */
@@ -191,8 +193,7 @@ async function grantConsent(provider: Provider, settings: TenantSettings, detail
   const accountId = details.session?.accountId;
   const clientId = details.params.client_id;
   if (!accountId || typeof clientId !== 'string') throw new InvalidRequestError('no signed-in user for this interaction');
-  const found = await existingGrant(provider, details);
-  const grant = found && found.accountId === accountId && found.clientId === clientId ? found : new provider.Grant({ accountId, clientId });
+  const grant = (await existingGrant(provider, details)) ?? new provider.Grant({ accountId, clientId });
   const offer = consentOffer(details, settings, grant);
   // Only what was offered, never more: a forged scope in the form is ignored; required ones
   // are always granted. A form without the picker (a client of this page that predates it)
