@@ -198,6 +198,17 @@ describe('the consent page and its scope picker (FerretDB + Redis)', () => {
     expect(claims.scope).toBe('notes:read');
   });
 
+  it('treats a consent with nothing left checked as a denial, not as another consent page', async () => {
+    const browser = newBrowser();
+    // Only notes:write is asked (no openid, nothing required), and the user unchecks it.
+    const flow = await authorize(castellan, clientId, browser, 'notes:write');
+    expect(checkboxFor(flow.consent?.html ?? '', 'notes:write')).toMatch(/checked/);
+    const params = await answer(browser, flow.consent?.url ?? '', 'confirm', { picker: '1' });
+    expect(params.get('error')).toBe('access_denied');
+    expect(params.get('state')).toBe(flow.state);
+    expect(params.get('code')).toBeNull();
+  });
+
   it('returns access_denied with state and iss to the client when the user denies', async () => {
     const browser = newBrowser();
     const flow = await authorize(castellan, clientId, browser, 'openid notes:read');
