@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
@@ -753,7 +753,7 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
     });
 
     it('a missing or expired interaction cookie is 400', async () => {
-      const { url, uid } = await loginPage();
+      const { url } = await loginPage();
       // No cookie at all (another browser, or cookies cleared).
       await expectError(await newDualClient().getJson(url), 400);
       await expectError(await newDualClient().postFormJson(`${url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
@@ -762,7 +762,6 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
       await castellan.running.storage.modelStores('demo').ephemeral.destroy('Interaction', expired.uid);
       await expectError(await expired.browser.getJson(expired.url), 400);
       await expectError(await expired.browser.postFormJson(`${expired.url}/login`, { login: 'demo', password: castellan.userPassword }), 400);
-      expect(uid).not.toBe(expired.uid);
     });
 
     it('a wrong method is 405 with Allow; an unknown step is 400', async () => {
