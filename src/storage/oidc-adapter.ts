@@ -126,7 +126,13 @@ class RoutedAdapter implements Adapter {
   async consume(id: string): Promise<void> {
     if (await guarded(() => this.#store.consume(this.#model, id))) return;
     const payload = await guarded(() => this.#store.find(this.#model, id));
-    if (payload?.grantId) await this.revokeByGrantId(payload.grantId);
+    const grantId = payload?.grantId;
+    if (grantId) {
+      await this.revokeByGrantId(grantId);
+      // The winner may save its new pair after that sweep; without their Grant those tokens
+      // are dead (oidc-provider looks the grant up on every use), as its own reuse check does.
+      await guarded(() => this.#stores.durable.destroy('Grant', grantId));
+    }
     throw new errors.InvalidGrant(`${this.#model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
   }
 
