@@ -424,5 +424,19 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
 
       expect((await fetch(securityUrl('plain'))).status).toBe(404);
     });
+
+    it('locks its sign-in like the sign-in page, with the same words', async () => {
+      await createUser('optional', 'vera');
+      const browser = newBrowser();
+      await browser.get(securityUrl('optional'));
+      for (let i = 0; i < 5; i += 1) {
+        expect((await browser.postForm(securityUrl('optional'), { action: 'sign-in', login: 'vera', password: `wrong-${i}`, code: '' })).status).toBe(400);
+      }
+      const locked = await browser.postForm(securityUrl('optional'), { action: 'sign-in', login: 'vera', password: PASSWORD, code: '' });
+      expect(locked.status).toBe(429);
+      expect(await locked.text()).toContain('Too many failed sign-ins');
+      const s = await start('optional');
+      expect((await s.browser.postForm(`${s.pageUrl}/login`, { login: 'vera', password: PASSWORD })).status).toBe(429);
+    });
   });
 });

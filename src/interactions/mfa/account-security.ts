@@ -9,9 +9,9 @@ import type { ModelStores } from '../../storage/oidc-adapter.ts';
 import type { Payload } from '../../storage/model-store.ts';
 import type { TenantRuntime } from '../../tenants/tenant-registry.ts';
 import { checkCsrfToken } from '../csrf.ts';
-import { escapeHtml, pageLook, renderPage } from '../views.ts';
+import { escapeHtml, pageLook } from '../views.ts';
 import type { MfaDeps } from './mfa-deps.ts';
-import { codeInput, enrolmentBody, errorLine, postForm, recoveryCodesBody } from './totp-pages.ts';
+import { codeInput, enrolmentBody, errorLine, postForm, recoveryCodesBody, throttleFailure, titledPage } from './totp-pages.ts';
 
 /**
  * `/t/<tenant>/account/security`: where a user turns TOTP on or off and gets new recovery
@@ -65,7 +65,7 @@ function setCookie(r: Request, name: string, value: string | null, seconds: numb
 }
 
 function page(r: Request, title: string, body: string): void {
-  renderPage(r.ctx, pageLook(r.runtime.tenantId, r.runtime.settings), title, `<h1>${escapeHtml(title)}</h1>\n${body}`);
+  titledPage(r.ctx, r.runtime, title, body);
 }
 
 async function loadSession(r: Request): Promise<{ id: string; session: AccountSession } | undefined> {
@@ -131,16 +131,7 @@ async function signIn(r: Request, form: URLSearchParams): Promise<void> {
       return user;
     })
     : { ok: false as const, reason: 'invalid' as const };
-  if (!outcome.ok) {
-    if (outcome.reason === 'locked') {
-      r.ctx.status = 429;
-      r.ctx.set('Retry-After', String(outcome.retryAfterSeconds));
-      const minutes = Math.max(1, Math.ceil(outcome.retryAfterSeconds / 60));
-      return renderSignIn(r, `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
-    }
-    r.ctx.status = 400;
-    return renderSignIn(r, 'Wrong username, password or code.');
-  }
+  if (!outcome.ok) return renderSignIn(r, throttleFailure(r.ctx, outcome, 'Wrong username, password or code.'));
   await mfa.throttle.clear(tenantId, outcome.value.login);
   const sessionId = randomId();
   await saveSession(r, sessionId, { castellanAccount: 1, accountId: outcome.value.id, login: outcome.value.login });

@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import type { User } from '../../accounts/accounts.ts';
-import type { ThrottledOutcome } from '../../accounts/login-throttle.ts';
 import type { PendingTotp } from '../../accounts/totp-service.ts';
 import { InvalidRequestError } from '../../errors/errors.ts';
 import type { Payload } from '../../storage/model-store.ts';
 import { finishInteraction, interactionPath, type Step, type StepRequest } from '../interaction-step.ts';
-import { pageLook, renderPage, escapeHtml } from '../views.ts';
-import { codeInput, enrolmentBody, errorLine, postForm, recoveryCodesBody, recoveryInput } from './totp-pages.ts';
+import { escapeHtml, pageLook } from '../views.ts';
+import { codeInput, enrolmentBody, errorLine, postForm, recoveryCodesBody, recoveryInput, throttleFailure, titledPage } from './totp-pages.ts';
 
 /**
  * The second factor of a password sign-in (RFC 6238 TOTP). Between the password and the
@@ -84,19 +83,7 @@ export async function completePasswordLogin(step: StepRequest, signedIn: Pick<Us
 }
 
 function page(step: StepRequest, title: string, body: string): void {
-  renderPage(step.ctx, pageLook(step.runtime.tenantId, step.runtime.settings), title, `<h1>${escapeHtml(title)}</h1>\n${body}`);
-}
-
-/** Status and words for a failed, throttled attempt: a lock says so, the same for every account. */
-function failure(step: StepRequest, outcome: Exclude<ThrottledOutcome<unknown>, { ok: true }>, wrong: string): string {
-  if (outcome.reason === 'locked') {
-    step.ctx.status = 429;
-    step.ctx.set('Retry-After', String(outcome.retryAfterSeconds));
-    const minutes = Math.max(1, Math.ceil(outcome.retryAfterSeconds / 60));
-    return `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`;
-  }
-  step.ctx.status = 400;
-  return wrong;
+  titledPage(step.ctx, step.runtime, title, body);
 }
 
 function renderCodePage(step: StepRequest, error?: string): void {
@@ -148,7 +135,7 @@ export const secondFactorSteps: Record<string, Step> = {
       const outcome = await deps.mfa.throttle.attempt(runtime.tenantId, state.login, ctx.ip,
         async () => ((await deps.mfa.totp.verify(runtime.tenantId, state.accountId, code)) ? true : undefined));
       if (outcome.ok) return finish(step, state, AMR_TOTP);
-      renderCodePage(step, failure(step, outcome, 'That code is not right, or was already used. Wait for the next one and try again.'));
+      renderCodePage(step, throttleFailure(step.ctx, outcome, 'That code is not right, or was already used. Wait for the next one and try again.'));
     },
   },
   'totp-recovery': {
@@ -163,7 +150,7 @@ export const secondFactorSteps: Record<string, Step> = {
       const outcome = await deps.mfa.throttle.attempt(runtime.tenantId, state.login, ctx.ip,
         async () => ((await deps.mfa.totp.useRecoveryCode(runtime.tenantId, state.accountId, code)) ? true : undefined));
       if (outcome.ok) return finish(step, state, AMR_RECOVERY);
-      renderRecoveryPage(step, failure(step, outcome, 'That recovery code is not right, or was already used.'));
+      renderRecoveryPage(step, throttleFailure(step.ctx, outcome, 'That recovery code is not right, or was already used.'));
     },
   },
   'totp-enrol': {

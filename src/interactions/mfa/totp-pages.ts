@@ -1,6 +1,29 @@
+import type { Context } from 'koa';
 import QRCode from 'qrcode';
+import type { ThrottledOutcome } from '../../accounts/login-throttle.ts';
+import type { TenantRuntime } from '../../tenants/tenant-registry.ts';
 import { csrfField } from '../csrf.ts';
-import { escapeHtml } from '../views.ts';
+import { escapeHtml, pageLook, renderPage } from '../views.ts';
+
+/** A page of the tenant's look whose heading is its title. */
+export function titledPage(ctx: Context, runtime: TenantRuntime, title: string, body: string): void {
+  renderPage(ctx, pageLook(runtime.tenantId, runtime.settings), title, `<h1>${escapeHtml(title)}</h1>\n${body}`);
+}
+
+/**
+ * Status, Retry-After and words for a failed throttled check: a lock says so in the same words
+ * as the password page, whichever account it is and whether it exists.
+ */
+export function throttleFailure(ctx: Context, outcome: Exclude<ThrottledOutcome<unknown>, { ok: true }>, wrong: string): string {
+  if (outcome.reason === 'locked') {
+    ctx.status = 429;
+    ctx.set('Retry-After', String(outcome.retryAfterSeconds));
+    const minutes = Math.max(1, Math.ceil(outcome.retryAfterSeconds / 60));
+    return `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`;
+  }
+  ctx.status = 400;
+  return wrong;
+}
 
 /** The code input every TOTP form shares: numeric keypad on phones, one-time-code autofill. */
 export function codeInput(label: string): string {
