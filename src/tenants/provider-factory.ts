@@ -52,9 +52,13 @@ export interface TenantProviderInput {
   onRetryCacheError: (err: unknown) => void;
 }
 
-/** Standard claims released per scope (OIDC Core §5.4). */
+/**
+ * Standard claims released per scope (OIDC Core §5.4). `amr` (OIDC Core §2, RFC 8176) rides
+ * with openid: id_tokens say how the user signed in (pwd, otp, mfa, fed); oidc-provider
+ * releases a claim only when a scope (or the disabled claims parameter) names it.
+ */
 const CLAIMS_BY_SCOPE = {
-  openid: ['sub'],
+  openid: ['sub', 'amr'],
   email: ['email', 'email_verified'],
   profile: ['name', 'family_name', 'given_name', 'preferred_username', 'picture', 'locale', 'zoneinfo', 'updated_at'],
 };

@@ -317,10 +317,7 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
     expect(noCsrf.status).toBe(403);
   });
 
-  // oidc-provider releases amr only when the tenant's `claims` configuration names it, and
-  // src/tenants/provider-factory.ts (not this feature's file) lists the scope claims only.
-  // Expected to fail until it adds `amr: null` (OIDC Core §2); then turn this into `it`.
-  it.fails('puts amr into the id_token', async () => {
+  it('puts amr into the id_token', async () => {
     const userId = await createUser('optional', 'ida');
     const { app } = await enrolDirectly('optional', userId);
     const s = await start('optional');

@@ -266,9 +266,9 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
     expect(link).toMatchObject({ tenant: 'demo', issuer: upstreamIssuer, subject: people.alice.id, idp: 'partner' });
     expect(idToken.sub).toBe(link?.userId);
     expect(idToken.sub).not.toBe(people.alice.id); // a local user of its own, not the upstream's subject
-    // RFC 8176 `fed` on the sign-in (kept on the code; the demo tenant lists no amr claim for id_tokens).
-    const code = await castellan.running.storage.modelStores('demo').ephemeral.find('AuthorizationCode', codes[0] ?? '');
-    expect(code?.amr).toEqual(['fed']);
+    // RFC 8176 `fed`: the relying party sees the sign-in was federated.
+    expect(idToken.amr).toEqual(['fed']);
+    expect(codes).toHaveLength(1);
     // The new local user: no password, the upstream's profile claims.
     const user = await castellan.running.storage.users.findById('demo', String(idToken.sub));
     expect(user).toMatchObject({ login: `partner:${people.alice.id}`, claims: { name: 'Alice Upstream', email: 'alice@partner.example', email_verified: true } });
