@@ -60,26 +60,6 @@ describe('accounts with passwords', () => {
     expect(calls).toEqual({ hash: 0, verify: 0, verifyDummy: 2 });
   });
 
-  it('takes about as long for an unknown login as for a wrong password', async () => {
-    const { accounts } = setup();
-    await accounts.create({ tenant: 'acme', login: 'alice', password: 'correct horse' });
-    await accounts.verifyPassword('acme', 'nobody', 'warm up the dummy hash');
-    const median = async (fn: () => Promise<unknown>) => {
-      const times: number[] = [];
-      for (let i = 0; i < 5; i++) {
-        const start = performance.now();
-        await fn();
-        times.push(performance.now() - start);
-      }
-      return times.sort((a, b) => a - b)[2]!;
-    };
-    const wrong = await median(() => accounts.verifyPassword('acme', 'alice', 'wrong horse'));
-    const unknown = await median(() => accounts.verifyPassword('acme', 'nobody', 'wrong horse'));
-    // Loose bounds: a shared 2-core machine is noisy; without the dummy, unknown is ~0 ms.
-    expect(unknown).toBeGreaterThan(wrong * 0.4);
-    expect(unknown).toBeLessThan(wrong * 2.5);
-  });
-
   it('refuses passwords that are too short or too long, without echoing them', async () => {
     const { accounts } = setup();
     const error = await accounts.create({ tenant: 'acme', login: 'alice', password: 'Zq7!x' }).catch((e: unknown) => e);
