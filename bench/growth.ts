@@ -104,7 +104,6 @@ async function growthFor(ctx: BenchContext, storage: CastellanStorage): Promise<
     if (storage === 'production' && sizes.some((s) => s > ctx.options.ferretdbMax)) {
       notes.push(`Production stores: tokens live in FerretDB (durable), which is seeded to at most ${formatSize(ctx.options.ferretdbMax)} (--ferretdb-max; STORES.md: at most 100k, 1M inserts take over ten minutes there; and FerretDB v1.24.2 SQLite answers findOne/replaceOne by _id with a full collection SCAN, so introspection slows in proportion to the stored tokens); the records beyond that are seeded into Redis (copies of the token record in the ephemeral store), so the largest step shows the effect of a large Redis, not of 1M documents in FerretDB.`);
     }
-    notes.push(`Sizes are measured one after another on one growing server (not interleaved: the store only grows); the two operations at each size are interleaved. RSS is read after a forced GC.`);
     return { rows, checks, notes };
   } finally {
     await server.stop();
@@ -115,7 +114,11 @@ export const growth: Scenario = {
   name: 'growth',
   title: 'growth: issuance and introspection with 1k … 1M stored tokens, and RSS',
   async run(ctx): Promise<ScenarioOutput> {
-    const out: ScenarioOutput = { rows: [], checks: [], notes: [] };
+    const out: ScenarioOutput = {
+      rows: [],
+      checks: [],
+      notes: ['Sizes are measured one after another on one growing server (not interleaved: the store only grows); the two operations at each size are interleaved. Introspection picks among tokens sampled across every seeded batch. RSS is read after a forced GC.'],
+    };
     for (const storage of ctx.options.storages) {
       const part = await growthFor(ctx, storage);
       out.rows.push(...part.rows);

@@ -100,6 +100,7 @@ export async function runBench(cli: CliOptions, log: (line: string) => void = (l
     for (const scenario of chosen) {
       log(`▶ ${scenario.name}: ${scenario.title}`);
       const started = performance.now();
+      ctx.beginScenario(scenario.name);
       try {
         const out = await scenario.run(ctx);
         scenarios.push({ name: scenario.name, title: scenario.title, ...out, seconds: (performance.now() - started) / 1000 });
@@ -107,6 +108,8 @@ export async function runBench(cli: CliOptions, log: (line: string) => void = (l
         const message = error instanceof Error ? error.message.split('\n').slice(0, 3).join(' ') : String(error);
         log(`  ✗ ${scenario.name} failed: ${message}`);
         scenarios.push({ name: scenario.name, title: scenario.title, rows: [], checks: [], notes: [], seconds: (performance.now() - started) / 1000, failed: message });
+      } finally {
+        await ctx.endScenario();
       }
     }
   } finally {

@@ -63,6 +63,8 @@ export class BenchContext {
   readonly log: (line: string) => void;
   readonly #castellans = new Map<string, Promise<CastellanServer>>();
   readonly #mcp = new Map<string, Promise<BenchServer>>();
+  /** Castellans and MCP servers live for one scenario: stored tokens and clients do not carry over. */
+  #scenario = 'none';
   #configFile: Promise<string> | undefined;
 
   constructor(options: RunOptions, log: (line: string) => void) {
@@ -93,9 +95,21 @@ export class BenchContext {
     return this.#configFile;
   }
 
-  /** The shared Castellan on one storage (a fresh one per `key` when a scenario needs its own). */
+  beginScenario(name: string): void {
+    this.#scenario = name;
+  }
+
+  /** Stops the Castellans and MCP servers of the scenario that ended (baselines stay). */
+  async endScenario(): Promise<void> {
+    const servers = [...this.#mcp.values(), ...this.#castellans.values()];
+    this.#mcp.clear();
+    this.#castellans.clear();
+    for (const server of servers) await server.then((s) => s.stop(), () => {});
+  }
+
+  /** The scenario's Castellan on one storage, started on first use, on fresh stores. */
   castellan(storage: CastellanStorage, key = 'shared'): Promise<CastellanServer> {
-    const id = `${storage}/${key}`;
+    const id = `${storage}/${key}/${this.#scenario}`;
     let started = this.#castellans.get(id);
     if (!started) {
       started = (async () => {

@@ -193,7 +193,7 @@ export async function interleaved(targets: readonly Target[], options: Interleav
       await target.before?.();
       const m = await target.run(options);
       rounds.get(target.name)?.push(m);
-      options.log(`    round ${round + 1} ${target.name}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}`);
+      options.log(`    round ${round + 1} ${target.name}: ${m.rps.toFixed(0)}/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}`);
     }
   }
   return targets.map((target) => {
