@@ -58,6 +58,7 @@ export interface CastellanCore {
   policy: PolicyHooks;
   /** TOTP second factors; secrets sealed under the KEK. */
   totp: TotpService;
+  audit: AuditSink;
   close(): Promise<void>;
 }
 
@@ -95,7 +96,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
     const totp = createTotpService({
       accounts: storage.users, wrapper: createLocalKeyWrapper(kek), stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
     });
-    return { storage, keyring, tenants, policy, totp, close: () => storage.close() };
+    return { storage, keyring, tenants, policy, totp, audit, close: () => storage.close() };
   } catch (err) {
     await storage.close();
     throw err;
@@ -104,7 +105,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
 
 /** Wires settings, storage, keys, tenants and HTTP together and listens. */
 export async function startCastellan(settings: Settings, log: Logger, options: StartOptions = {}): Promise<RunningCastellan> {
-  const { storage, keyring, tenants, policy, totp } = await openCore(settings, log, options);
+  const { storage, keyring, tenants, policy, totp, audit } = await openCore(settings, log, options);
   try {
     await createConfiguredTenants(settings, storage, log);
     const demo = settings.demo.enabled
@@ -140,6 +141,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       modelStores: (tenant) => storage.modelStores(tenant),
       deviceLimits: storage.deviceLimits,
       retryCache: storage.retryCache,
+      audit,
       log,
       ready: () => storage.ping(),
     });

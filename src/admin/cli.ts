@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import { loadSettings, SettingsError } from '../config/settings.ts';
+import { loadSettings, SettingsError, type Settings } from '../config/settings.ts';
+import { totpEvent } from '../observability/audit.ts';
 import { createLogger } from '../observability/logger.ts';
-import { openCore } from '../server.ts';
+import { openCore, type CastellanCore } from '../server.ts';
 
 const USAGE = `usage: npm run castellan -- <command>
 
@@ -48,13 +49,9 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('--ttl must be a whole number of seconds from 60 to 31536000\n');
     return 2;
   }
-  const settings = loadSettings();
-  if (settings.storage === 'memory') {
-    process.stderr.write('no MONGODB_URL: an in-memory store cannot be shared with a running server\n');
-    return 2;
-  }
-  const core = await openCore(settings, createLogger('warn'));
-  try {
+  const settings = sharedStoreSettings();
+  if (!settings) return 2;
+  return withCore(settings, async (core) => {
     const runtime = await core.tenants.get(tenant);
     if (runtime.settings.registration.mode !== 'initial-access-token') {
       process.stderr.write(`tenant "${tenant}" does not use initial access tokens (registration.mode is "${runtime.settings.registration.mode}")\n`);
@@ -63,6 +60,25 @@ async function main(argv: string[]): Promise<number> {
     const token = new runtime.provider.InitialAccessToken({ expiresIn: ttl });
     process.stdout.write(`${await token.save()}\n`);
     return 0;
+  });
+}
+
+/**
+ * The server's settings, or undefined (said on stderr) when they name the in-memory store:
+ * the CLI must change the stores a running server uses.
+ */
+function sharedStoreSettings(): Settings | undefined {
+  const settings = loadSettings();
+  if (settings.storage !== 'memory') return settings;
+  process.stderr.write('no MONGODB_URL: an in-memory store cannot be shared with a running server\n');
+  return undefined;
+}
+
+/** Opens the server's stores, runs one command against them and closes them again; the command's exit code. */
+async function withCore(settings: Settings, command: (core: CastellanCore) => Promise<number>): Promise<number> {
+  const core = await openCore(settings, createLogger('warn'));
+  try {
+    return await command(core);
   } finally {
     await core.close();
   }
@@ -79,14 +95,10 @@ async function readPasswordFromStdin(): Promise<string> {
 }
 
 async function createUser(tenant: string, login: string, claims: { email: string | undefined; name: string | undefined }): Promise<number> {
-  const settings = loadSettings();
-  if (settings.storage === 'memory') {
-    process.stderr.write('no MONGODB_URL: an in-memory store cannot be shared with a running server\n');
-    return 2;
-  }
+  const settings = sharedStoreSettings();
+  if (!settings) return 2;
   const password = await readPasswordFromStdin();
-  const core = await openCore(settings, createLogger('warn'));
-  try {
+  return withCore(settings, async (core) => {
     if (!(await core.storage.tenants.get(tenant))) {
       process.stderr.write(`unknown tenant "${tenant}"\n`);
       return 2;
@@ -99,19 +111,13 @@ async function createUser(tenant: string, login: string, claims: { email: string
     });
     process.stdout.write(`${user.id}\n`);
     return 0;
-  } finally {
-    await core.close();
-  }
+  });
 }
 
 async function resetTotp(tenant: string, login: string): Promise<number> {
-  const settings = loadSettings();
-  if (settings.storage === 'memory') {
-    process.stderr.write('no MONGODB_URL: an in-memory store cannot be shared with a running server\n');
-    return 2;
-  }
-  const core = await openCore(settings, createLogger('warn'));
-  try {
+  const settings = sharedStoreSettings();
+  if (!settings) return 2;
+  return withCore(settings, async (core) => {
     const user = await core.storage.users.findByLogin(tenant, login);
     if (!user) {
       process.stderr.write(`no user "${login}" in tenant "${tenant}"\n`);
@@ -122,11 +128,10 @@ async function resetTotp(tenant: string, login: string): Promise<number> {
       return 0;
     }
     await core.totp.disable(tenant, user.id);
+    await core.audit.record(totpEvent(tenant, user.id, 'totp_reset', 'operator'));
     process.stdout.write(`${user.id}: two-step verification removed\n`);
     return 0;
-  } finally {
-    await core.close();
-  }
+  });
 }
 
 main(process.argv.slice(2)).then(

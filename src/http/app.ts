@@ -4,6 +4,7 @@ import { MethodNotAllowedError, NotFoundError } from '../errors/errors.ts';
 import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
+import type { AuditSink } from '../observability/audit.ts';
 import { handleInteraction, type InteractionDeps } from '../interactions/interaction-routes.ts';
 import type { MfaDeps } from '../interactions/mfa/mfa-deps.ts';
 import { handleAccountSecurity } from '../interactions/mfa/account-security.ts';
@@ -40,6 +41,7 @@ export interface AppDeps {
   deviceLimits: DeviceLimits;
   /** Answers kept for refresh-token retries within the grace. */
   retryCache: RetryCache;
+  audit: AuditSink;
   log: Logger;
   /** Answers whether storage is reachable, for /readyz. */
   ready: () => Promise<boolean>;
@@ -60,7 +62,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: deps.trustProxy });
   const origin = publicOriginOf(deps.baseUrl);
   const interactions: InteractionDeps = {
-    checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks, mfa: deps.mfa, log: deps.log,
+    checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks, mfa: deps.mfa, audit: deps.audit, log: deps.log,
   };
   // Koa would print every error itself; ours are logged once, by the error handler.
   app.silent = true;

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
+import type { AuditSink } from '../observability/audit.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
 import type { MfaDeps } from './mfa/mfa-deps.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
@@ -21,6 +22,8 @@ export interface InteractionDeps {
   mfa: MfaDeps;
   /** Upstream identities linked to local users ("Sign in with <IdP>"). */
   upstreamLinks: UpstreamLinkStore;
+  /** Sign-in failures, locks and second-factor changes (successes: provider-factory.ts). */
+  audit: AuditSink;
   /** For what only the operator should see (why an upstream IdP failed). */
   log: Logger;
 }

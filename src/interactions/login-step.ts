@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidRequestError } from '../errors/errors.ts';
+import { signInEvent } from '../observability/audit.ts';
 import { csrfField } from './csrf.ts';
 import { interactionPath, type Step, type StepRequest } from './interaction-step.ts';
 import { completePasswordLogin } from './mfa/second-factor.ts';
@@ -23,6 +24,7 @@ ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
 <label for="login">Username</label><input id="login" name="login" type="text" autocomplete="username" required autofocus value="${escapeHtml(hint)}">
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button></form>
+${runtime.settings.mfa.totp === 'off' ? '' : `<p><small><a href="/t/${escapeHtml(runtime.tenantId)}/account/security">Manage two-step verification</a></small></p>`}
 ${upstreamChoices(step)}
 <form method="post" action="${escapeHtml(base)}/abort">${csrfField(runtime.csrfKey, details.uid)}<button class="secondary" type="submit">Cancel</button></form>`);
 }
@@ -37,6 +39,8 @@ export const loginStep: Step = {
       ? await deps.checkLogin(runtime.tenantId, parsed.data.login, parsed.data.password, ctx.ip)
       : { ok: false as const, reason: 'invalid' as const };
     if (outcome.ok) return completePasswordLogin(step, outcome.user);
+    // No user id and no login name: nothing says whether the name typed is an account.
+    await deps.audit.record(signInEvent({ tenant: runtime.tenantId, method: 'pwd', ip: ctx.ip }, outcome.reason));
     if (outcome.reason === 'locked') {
       // The same words whether or not the account exists.
       ctx.status = 429;

@@ -17,11 +17,16 @@ export interface AuditSink {
   record(event: AuditEvent): Promise<void>;
 }
 
-/** Writes each event as one structured log line (`audit: true`), the default sink. */
+/**
+ * Writes each event as one structured log line (`audit: true`), the default sink. Events are
+ * written at level info even where the logger is set quieter (the CLI runs at warn): only
+ * `silent` silences them.
+ */
 export function createLogAuditSink(log: Logger): AuditSink {
+  const out = log.level === 'silent' || log.isLevelEnabled('info') ? log : log.child({}, { level: 'info' });
   return {
     async record(event) {
-      log.info({ audit: true, ...event, at: new Date().toISOString() }, `audit ${event.type}`);
+      out.info({ audit: true, ...event, at: new Date().toISOString() }, `audit ${event.type}`);
     },
   };
 }
@@ -35,4 +40,57 @@ export function createMemoryAuditSink(): AuditSink & { events: AuditEvent[] } {
       events.push(structuredClone(event));
     },
   };
+}
+
+/**
+ * How a person signed in: `pwd` a password alone, `otp` password and TOTP code, `recovery`
+ * password and recovery code, `fed` an upstream identity provider.
+ */
+export type SignInMethod = 'pwd' | 'otp' | 'recovery' | 'fed';
+
+/** The method of a sign-in from the `amr` Castellan gave it (RFC 8176 values). */
+export function signInMethodOf(amr: readonly unknown[] | undefined): SignInMethod | undefined {
+  if (!amr) return undefined;
+  if (amr.includes('fed')) return 'fed';
+  if (amr.includes('otp')) return 'otp';
+  if (amr.includes('mfa')) return 'recovery';
+  return amr.includes('pwd') ? 'pwd' : undefined;
+}
+
+/** Where a person signs in: an OAuth authorization's login step, or the account security page. */
+export type SignInPlace = 'authorization' | 'account_security';
+
+export interface SignInFacts {
+  tenant: string;
+  method: SignInMethod;
+  /** Only once the account is known (right password, or a federated identity): never the typed login name. */
+  userId?: string | undefined;
+  /** The client address as Koa sees it (behind a trusted proxy: X-Forwarded-For). */
+  ip: string;
+  place?: SignInPlace;
+}
+
+/**
+ * A sign-in's event: `sign_in` (success, or failure with error `invalid_credentials`), or
+ * `sign_in_locked` when the throttle refused to check at all. Passwords, codes and the login
+ * name typed for an unknown account never appear.
+ */
+export function signInEvent(facts: SignInFacts, result: 'success' | 'invalid' | 'locked'): AuditEvent {
+  const { tenant, method, userId, ip, place = 'authorization' } = facts;
+  const event: AuditEvent = result === 'success'
+    ? { type: 'sign_in', tenant, outcome: 'success', method, place, ip }
+    : { type: result === 'locked' ? 'sign_in_locked' : 'sign_in', tenant, outcome: 'failure', error: result === 'locked' ? 'locked' : 'invalid_credentials', method, place, ip };
+  if (userId !== undefined) event.userId = userId;
+  return event;
+}
+
+/** A change to a user's second factor; `by` says who made it. */
+export function totpEvent(
+  tenant: string,
+  userId: string,
+  change: 'totp_enabled' | 'totp_disabled' | 'totp_recovery_codes_regenerated' | 'totp_reset',
+  by: 'user' | 'operator',
+  ip?: string,
+): AuditEvent {
+  return { type: change, tenant, outcome: 'success', userId, by, ...(ip === undefined ? {} : { ip }) };
 }

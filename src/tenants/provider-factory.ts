@@ -8,7 +8,7 @@ import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
 import { registerJwtBearer } from '../grants/id-jag/jwt-bearer-grant.ts';
 import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-exchange/token-exchange-grant.ts';
 import { retryKey, sealAnswer, type RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
-import type { AuditSink } from '../observability/audit.ts';
+import { signInEvent, signInMethodOf, type AuditSink } from '../observability/audit.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import { assignedClientId } from '../registration/abuse/assigned-client-id.ts';
 import { protectClientSecrets } from '../registration/client-secrets.ts';
@@ -251,6 +251,14 @@ export function createTenantProvider(input: TenantProviderInput): Provider {
       input.retryCache.set(retryKey(input.tenantId, old.refresh_token), sealed, grace * 1000).catch(input.onRetryCacheError);
     });
   }
+  // A finished sign-in (any method: its amr says which) resumes the authorization here.
+  provider.on('interaction.ended', (ctx: KoaContextWithOIDC) => {
+    const login = (ctx.oidc.result as { login?: { accountId?: unknown; amr?: unknown } } | undefined)?.login;
+    const method = signInMethodOf(Array.isArray(login?.amr) ? login.amr : undefined);
+    if (!method || typeof login?.accountId !== 'string') return;
+    const event = signInEvent({ tenant: input.tenantId, method, userId: login.accountId, ip: ctx.ip }, 'success');
+    input.audit.record(event).catch((auditErr: unknown) => provider.emit('server_error', ctx, auditErr));
+  });
   // RFC 9700 §4.14.2: a replayed (already rotated) refresh token revokes its whole grant
   // (oidc-provider's refresh_token grant, or our adapter's consume() when two uses race;
   // both say "refresh token already used"). Record it, never the token itself.

@@ -5,6 +5,7 @@ import type { AccountService, User } from '../../accounts/accounts.ts';
 import type { PendingTotp } from '../../accounts/totp-service.ts';
 import { MethodNotAllowedError, NotFoundError } from '../../errors/errors.ts';
 import { readFormBody } from '../../http/request-body.ts';
+import { signInEvent, totpEvent, type AuditSink } from '../../observability/audit.ts';
 import type { ModelStores } from '../../storage/oidc-adapter.ts';
 import type { Payload } from '../../storage/model-store.ts';
 import type { TenantRuntime } from '../../tenants/tenant-registry.ts';
@@ -26,6 +27,7 @@ export interface AccountSecurityDeps {
   accounts: AccountService;
   modelStores: (tenant: string) => ModelStores;
   mfa: MfaDeps;
+  audit: AuditSink;
 }
 
 const SESSION_COOKIE = 'castellan_account';
@@ -122,15 +124,21 @@ async function signIn(r: Request, form: URLSearchParams): Promise<void> {
   const parsed = signInForm.safeParse({ login: form.get('login') ?? '', password: form.get('password') ?? '', code: form.get('code') ?? '' });
   const { tenantId } = r.runtime;
   const { mfa, accounts } = r.deps;
+  // The account, once its password is right: a wrong code after it is that account's failure.
+  let known: User | undefined;
   const outcome = parsed.success
     ? await mfa.throttle.attempt(tenantId, parsed.data.login, r.ctx.ip, async () => {
       const user = await accounts.verifyPassword(tenantId, parsed.data.login, parsed.data.password);
       if (!user) return undefined;
+      known = user;
       // With TOTP on, the password alone must not turn it off: the current code is part of the check.
       if (user.totp && !(await mfa.totp.verify(tenantId, user.id, parsed.data.code))) return undefined;
       return user;
     })
     : { ok: false as const, reason: 'invalid' as const };
+  const signedIn = outcome.ok ? outcome.value : known;
+  const facts = { tenant: tenantId, method: signedIn?.totp ? 'otp' as const : 'pwd' as const, userId: signedIn?.id, ip: r.ctx.ip, place: 'account_security' as const };
+  await r.deps.audit.record(signInEvent(facts, outcome.ok ? 'success' : outcome.reason));
   if (!outcome.ok) return renderSignIn(r, throttleFailure(r.ctx, outcome, 'Wrong username, password or code.'));
   await mfa.throttle.clear(tenantId, outcome.value.login);
   const sessionId = randomId();
@@ -163,6 +171,7 @@ async function act(r: Request, form: URLSearchParams): Promise<void> {
         r.ctx.status = 400;
         return renderEnrol(r, id, session, session.pending, 'That code is not right. Check the app shows the account just added, and try the next code.');
       }
+      await r.deps.audit.record(totpEvent(tenantId, user.id, 'totp_enabled', 'user', r.ctx.ip));
       const { pending: _done, ...rest } = session;
       await saveSession(r, id, rest);
       return page(r, 'Two-step verification is on', `${recoveryCodesBody(codes)}${actionForm(r, id, 'overview', 'I saved them')}`);
@@ -170,17 +179,18 @@ async function act(r: Request, form: URLSearchParams): Promise<void> {
     case 'recovery-codes': {
       const codes = await totp.replaceRecoveryCodes(tenantId, user.id);
       if (!codes) return renderOverview(r, id, user);
+      await r.deps.audit.record(totpEvent(tenantId, user.id, 'totp_recovery_codes_regenerated', 'user', r.ctx.ip));
       return page(r, 'New recovery codes', `<p>The old recovery codes no longer work.</p>${recoveryCodesBody(codes)}${actionForm(r, id, 'overview', 'I saved them')}`);
     }
     case 'disable': {
       if (r.runtime.settings.mfa.totp === 'required') return renderOverview(r, id, user);
-      await totp.disable(tenantId, user.id);
+      if (await totp.disable(tenantId, user.id)) await r.deps.audit.record(totpEvent(tenantId, user.id, 'totp_disabled', 'user', r.ctx.ip));
       return renderOverview(r, id, (await r.deps.accounts.findById(tenantId, user.id)) ?? user, 'Two-step verification is off.');
     }
     case 'sign-out': {
       await r.deps.modelStores(tenantId).ephemeral.destroy('Interaction', recordId(id));
       setCookie(r, SESSION_COOKIE, null, 0);
-      return page(r, 'Signed out', '<p>You can close this page.</p>');
+      return page(r, 'Signed out', `<p>You can close this page.</p><p><a href="${escapeHtml(r.path)}">Manage two-step verification again</a></p>`);
     }
     default:
       return renderOverview(r, id, user);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { User } from '../../accounts/accounts.ts';
 import type { PendingTotp } from '../../accounts/totp-service.ts';
 import { InvalidRequestError } from '../../errors/errors.ts';
+import { signInEvent, totpEvent, type SignInMethod } from '../../observability/audit.ts';
 import type { Payload } from '../../storage/model-store.ts';
 import { finishInteraction, interactionPath, type Step, type StepRequest } from '../interaction-step.ts';
 import { escapeHtml, pageLook } from '../views.ts';
@@ -121,6 +122,11 @@ ${postForm(`${base}/abort`, runtime.csrfKey, details.uid, '', 'Cancel', true)}`)
 
 const codeForm = (form: URLSearchParams) => (form.get('code') ?? '').slice(0, 64);
 
+/** A wrong or refused second factor; the account is known here (its password was right). */
+async function recordFailure(step: StepRequest, state: MfaState, method: SignInMethod, reason: 'invalid' | 'locked'): Promise<void> {
+  await step.deps.audit.record(signInEvent({ tenant: step.runtime.tenantId, method, userId: state.accountId, ip: step.ctx.ip }, reason));
+}
+
 /** The second-factor steps of an interaction, by name. */
 export const secondFactorSteps: Record<string, Step> = {
   totp: {
@@ -135,6 +141,7 @@ export const secondFactorSteps: Record<string, Step> = {
       const outcome = await deps.mfa.throttle.attempt(runtime.tenantId, state.login, ctx.ip,
         async () => ((await deps.mfa.totp.verify(runtime.tenantId, state.accountId, code)) ? true : undefined));
       if (outcome.ok) return finish(step, state, AMR_TOTP);
+      await recordFailure(step, state, 'otp', outcome.reason);
       renderCodePage(step, throttleFailure(step.ctx, outcome, 'That code is not right, or was already used. Wait for the next one and try again.'));
     },
   },
@@ -150,6 +157,7 @@ export const secondFactorSteps: Record<string, Step> = {
       const outcome = await deps.mfa.throttle.attempt(runtime.tenantId, state.login, ctx.ip,
         async () => ((await deps.mfa.totp.useRecoveryCode(runtime.tenantId, state.accountId, code)) ? true : undefined));
       if (outcome.ok) return finish(step, state, AMR_RECOVERY);
+      await recordFailure(step, state, 'recovery', outcome.reason);
       renderRecoveryPage(step, throttleFailure(step.ctx, outcome, 'That recovery code is not right, or was already used.'));
     },
   },
@@ -167,6 +175,7 @@ export const secondFactorSteps: Record<string, Step> = {
         step.ctx.status = 400;
         return renderEnrolPage(step, state, 'That code is not right. Check the app shows the account just added, and try the next code.');
       }
+      await deps.audit.record(totpEvent(runtime.tenantId, state.accountId, 'totp_enabled', 'user', step.ctx.ip));
       const { pending: _sealed, ...enrolled } = state;
       await saveState(step, { ...enrolled, stage: 'enrolled' });
       page(step, 'Two-step verification is on', `${recoveryCodesBody(codes)}

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { AccountService } from '../../accounts/accounts.ts';
 import type { UpstreamLinkStore } from '../../accounts/upstream-links.ts';
 import { LoginTakenError, type UserClaims } from '../../accounts/user-store.ts';
+import type { AuditSink } from '../../observability/audit.ts';
 
 /** OIDC Core §2: `sub` is at most 255 ASCII characters. */
 export const upstreamSubjectSchema = z.string().regex(/^[\x20-\x7E]{1,255}$/);
@@ -45,6 +46,8 @@ export interface FederatedIdentity {
 export interface LinkDeps {
   accounts: AccountService;
   upstreamLinks: UpstreamLinkStore;
+  /** Records each new link (`upstream_linked`). */
+  audit?: AuditSink;
 }
 
 /** How long a first sign-in that lost the race for the login waits for the winner's link. */
@@ -86,5 +89,6 @@ export async function linkedUserId(
   // The insert with a unique key decides: a concurrent first sign-in that got here first wins,
   // and this one signs in as the winner's user (the user made above stays unlinked, unusable).
   const { link, created } = await deps.upstreamLinks.link({ tenant, issuer, subject, userId, idp });
+  if (created) await deps.audit?.record({ type: 'upstream_linked', tenant, outcome: 'success', idp, issuer, userId: link.userId });
   return { userId: link.userId, created };
 }
