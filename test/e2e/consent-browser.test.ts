@@ -1,10 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
-import { launchBrowser, screenshot } from '../support/browser.ts';
+import { accessibilityProblems } from '../support/accessibility.ts';
+import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 
@@ -28,15 +27,13 @@ const PHONE = { width: 375, height: 740 };
 describe('the consent page in a browser (Chromium, FerretDB + Redis)', () => {
   let castellan: TestCastellan;
   let browser: Browser;
-  let axeSource: string;
   const contexts: BrowserContext[] = [];
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    [castellan, browser, axeSource] = await Promise.all([
+    [castellan, browser] = await Promise.all([
       startTestCastellan('mongo+redis', 'consent_browser'),
       launchBrowser((line) => process.stderr.write(`[chromium] ${line}\n`)),
-      readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'),
     ]);
     await castellan.running.storage.tenants.update('demo', {
       settings: {
@@ -60,32 +57,12 @@ describe('the consent page in a browser (Chromium, FerretDB + Redis)', () => {
 
   /** A fresh browser session; the logo host and the client's redirect_uri are answered in the browser (no network). */
   async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: DESKTOP });
-    contexts.push(context);
-    context.setDefaultTimeout(5_000);
+    // Error pages answer 400, which Chromium reports on the console.
+    const page = await newWatchedPage(browser, contexts, consoleErrors, { context: { viewport: DESKTOP }, ignoreConsole: /status of 400/ });
+    const context = page.context();
     await context.route(LOGO, (route) => route.fulfill({ status: 200, contentType: 'image/svg+xml', body: LOGO_SVG }));
     await context.route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>client</title><p>back at the client</p>' }));
-    const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      // Chromium asks for a favicon on every page; none is served. Error pages answer 400.
-      if (message.location().url.endsWith('/favicon.ico') || /status of 400/.test(message.text())) return;
-      consoleErrors.push(`${message.text()} (${message.location().url})`);
-    });
     return page;
-  }
-
-  /** axe-core's serious and critical findings (evaluated over CDP, which our CSP does not govern). */
-  async function accessibilityProblems(page: Page): Promise<string[]> {
-    await page.evaluate(axeSource);
-    const violations = await page.evaluate(async () => {
-      const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: unknown[] }> }> } }).axe;
-      const result = await axe.run();
-      return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-    });
-    return violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes} nodes)`);
   }
 
   /** Screenshots at desktop and phone width; on the phone nothing may scroll sideways. */

@@ -1,7 +1,5 @@
 import { createAdapterFactory } from '../../src/storage/oidc-adapter.ts';
-import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createRequire } from 'node:module';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -11,7 +9,8 @@ import { startNotesServer } from '../../mcp-examples/notes-server/notes-server.t
 import type { RunningHttpServer } from '../../mcp-examples/shared/http.ts';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import type { TenantSettingsInput } from '../../src/tenants/tenant-settings.ts';
-import { launchBrowser, screenshot } from '../support/browser.ts';
+import { accessibilityProblems } from '../support/accessibility.ts';
+import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { freePort } from '../support/running-server.ts';
 
@@ -92,7 +91,6 @@ describe('the device flow in a browser (Chromium, FerretDB + Redis)', () => {
   const serverErrors: unknown[] = [];
   /** Console errors of the pages other than CSP refusing oidc-provider's inline onfocus handler. */
   const consoleErrors: string[] = [];
-  let axeSource: string;
 
   async function setDeviceFlow(deviceFlow: TenantSettingsInput['deviceFlow']): Promise<void> {
     await castellan.running.storage.tenants.update('demo', {
@@ -106,22 +104,10 @@ describe('the device flow in a browser (Chromium, FerretDB + Redis)', () => {
   }
 
   /** A fresh browser session (its own cookies), its console watched. */
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    // A page that is not what a step expects fails the step in seconds, not at the test timeout.
-    context.setDefaultTimeout(5_000);
-    const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      // oidc-provider's code input carries onfocus="this.select()"; our CSP (no inline script) refuses it.
-      if (/Executing inline event handler violates/.test(message.text())) return;
-      // No favicon is served; Chromium asks for one on every page.
-      if (message.location().url.endsWith('/favicon.ico')) return;
-      consoleErrors.push(`${message.text()} (${message.location().url})`);
-    });
-    return page;
-  }
+  const newPage = (): Promise<Page> => newWatchedPage(browser, contexts, consoleErrors, {
+    // oidc-provider's code input carries onfocus="this.select()"; our CSP (no inline script) refuses it.
+    ignoreConsole: /Executing inline event handler violates/,
+  });
 
   /** RFC 8628 §3.1: what the device asks first. */
   async function deviceAuthorization(): Promise<DeviceAuthorization> {
@@ -157,19 +143,6 @@ describe('the device flow in a browser (Chromium, FerretDB + Redis)', () => {
     };
   }
 
-  /** axe-core's serious and critical findings on the page (evaluated over CDP, which our CSP does not govern). */
-  async function accessibilityProblems(page: Page): Promise<string[]> {
-    await page.evaluate(axeSource);
-    const violations = await page.evaluate(async () => {
-      const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: unknown[] }> }> } }).axe;
-      const result = await axe.run();
-      return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-    });
-    return violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes} nodes)`);
-  }
-
   /** Types the code at the verification page and submits it. */
   async function enterCode(page: Page, typed: string): Promise<void> {
     await page.getByLabel('Code').fill(typed);
@@ -179,10 +152,9 @@ describe('the device flow in a browser (Chromium, FerretDB + Redis)', () => {
 
   beforeAll(async () => {
     const notesPort = await freePort();
-    [castellan, browser, axeSource] = await Promise.all([
+    [castellan, browser] = await Promise.all([
       startTestCastellan('mongo+redis', 'device_browser'),
       launchBrowser((line) => process.stderr.write(`[chromium] ${line}\n`)),
-      readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'),
     ]);
     notes = await startNotesServer({
       port: notesPort,

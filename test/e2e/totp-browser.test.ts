@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { Secret, TOTP } from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshot } from '../support/browser.ts';
+import { accessibilityProblems } from '../support/accessibility.ts';
+import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 
@@ -23,33 +22,14 @@ const PASSWORD = 'correct horse battery staple';
 describe('TOTP in the browser (FerretDB + Redis)', () => {
   let castellan: TestCastellan;
   let browser: Browser;
-  let axeSource: string;
   const contexts: BrowserContext[] = [];
   const consoleErrors: string[] = [];
 
   async function newPage(): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    context.setDefaultTimeout(5_000);
+    const page = await newWatchedPage(browser, contexts, consoleErrors);
     // The client's redirect_uri: nothing listens there, the browser only has to arrive.
-    await context.route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'back at the client' }));
-    const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() !== 'error' || message.location().url.endsWith('/favicon.ico')) return;
-      consoleErrors.push(`${message.text()} (${message.location().url})`);
-    });
+    await page.context().route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'back at the client' }));
     return page;
-  }
-
-  /** axe-core's serious and critical findings (evaluated over CDP, which our CSP does not govern). */
-  async function accessibilityProblems(page: Page): Promise<string[]> {
-    await page.evaluate(axeSource);
-    const violations = await page.evaluate(async () => {
-      const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: unknown[] }> }> } }).axe;
-      const result = await axe.run();
-      return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-    });
-    return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes} nodes)`);
   }
 
   /** Opens /auth and signs in with the password; returns the PKCE verifier for the token request. */
@@ -83,10 +63,9 @@ describe('TOTP in the browser (FerretDB + Redis)', () => {
   }
 
   beforeAll(async () => {
-    [castellan, browser, axeSource] = await Promise.all([
+    [castellan, browser] = await Promise.all([
       startTestCastellan('mongo+redis', 'totp_browser'),
       launchBrowser((line) => process.stderr.write(`[chromium] ${line}\n`)),
-      readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'),
     ]);
     const { storage } = castellan.running;
     await storage.tenants.create({ id: TENANT, displayName: 'Acme Secure', settings: { displayName: 'Acme Secure', mfa: { totp: 'required' } } });

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
-import { launchBrowser, screenshot } from '../support/browser.ts';
+import { accessibilityProblems } from '../support/accessibility.ts';
+import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 import { freePort } from '../support/running-server.ts';
@@ -31,36 +30,13 @@ describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () =>
   let browser: Browser;
   let client: Server;
   let clientOrigin: string;
-  let axeSource: string;
   let upstreamIssuer: string;
   let aliceId: string;
   const contexts: BrowserContext[] = [];
   const consoleErrors: string[] = [];
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    context.setDefaultTimeout(5_000);
-    const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      if (message.location().url.endsWith('/favicon.ico')) return;
-      consoleErrors.push(`${message.text()} (${message.location().url})`);
-    });
-    return page;
-  }
-
-  async function accessibilityProblems(page: Page): Promise<string[]> {
-    await page.evaluate(axeSource);
-    const violations = await page.evaluate(async () => {
-      const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: unknown[] }> }> } }).axe;
-      const result = await axe.run();
-      return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-    });
-    return violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes} nodes)`);
-  }
+  /** A fresh browser session (its own cookies), its console watched. */
+  const newPage = (): Promise<Page> => newWatchedPage(browser, contexts, consoleErrors);
 
   const heading = (page: Page) => page.getByRole('heading', { level: 1 }).textContent();
 
@@ -93,10 +69,9 @@ describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () =>
     });
     await new Promise<void>((resolve) => client.listen(port, '127.0.0.1', resolve));
 
-    [castellan, browser, axeSource] = await Promise.all([
+    [castellan, browser] = await Promise.all([
       startTestCastellan('mongo+redis', 'upstream_browser'),
       launchBrowser((line) => process.stderr.write(`[chromium] ${line}\n`)),
-      readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'),
     ]);
     const { storage } = castellan.running;
     upstreamIssuer = `${castellan.baseUrl}/t/upstream`;

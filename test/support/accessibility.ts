@@ -21,11 +21,15 @@ export async function accessibilityProblems(page: Page): Promise<string[]> {
     .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes} nodes)`);
 }
 
-/** Collects the page's console errors (a CSP violation shows as one), favicon misses aside. */
-export function collectConsoleErrors(page: Page, into: string[]): void {
+/**
+ * Collects the page's console errors (a CSP violation shows as one), favicon misses aside
+ * (none is served; Chromium asks on every page), and those whose text matches `ignore`.
+ */
+export function collectConsoleErrors(page: Page, into: string[], ignore?: RegExp): void {
   page.on('console', (message) => {
     if (message.type() !== 'error') return;
     if (message.location().url.endsWith('/favicon.ico')) return;
+    if (ignore?.test(message.text())) return;
     into.push(`${message.text()} (${message.location().url})`);
   });
 }

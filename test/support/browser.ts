@@ -3,7 +3,8 @@ import { accessSync, constants } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { collectConsoleErrors } from './accessibility.ts';
 import { quietLog, type Log } from './running-server.ts';
 
 /*
@@ -96,4 +97,31 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(SCREENSHOT_DIR, `${name.replace(/[^A-Za-z0-9_.-]+/g, '-')}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+export interface WatchedPageOptions {
+  /** For the new context (a viewport, say). */
+  context?: BrowserContextOptions;
+  /** Console errors whose text matches are expected on these pages, and not collected. */
+  ignoreConsole?: RegExp;
+}
+
+/**
+ * A fresh browser session (a context of its own, so its own cookies) with one page, whose
+ * console errors go to `consoleErrors` (collectConsoleErrors); the context joins `contexts`
+ * for the test to close. A page that is not what a step expects fails the step in seconds,
+ * not at the test timeout.
+ */
+export async function newWatchedPage(
+  browser: Browser,
+  contexts: BrowserContext[],
+  consoleErrors: string[],
+  options: WatchedPageOptions = {},
+): Promise<Page> {
+  const context = await browser.newContext(options.context);
+  contexts.push(context);
+  context.setDefaultTimeout(5_000);
+  const page = await context.newPage();
+  collectConsoleErrors(page, consoleErrors, options.ignoreConsole);
+  return page;
 }
