@@ -5,58 +5,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { freePort } from '../support/running-server.ts';
-import { followAuthorization, pkcePair, postToken, type Browser } from '../support/oauth.ts';
+import { followAuthorization, locationOf, newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
 
 /*
  * "Sign in with <IdP>" over HTTP on FerretDB + Redis, with real OpenID Connect on both
  * sides: a second tenant of the same Castellan ("upstream") is the upstream OpenID Provider
  * of the demo tenant, which signs its users in there with openid-client (code + PKCE + nonce
- * + state) and links the upstream identity to a local user.
+ * + state) and links the upstream identity to a local user. Both tenants set cookies of the
+ * same names (oidc-provider's `_interaction`, `_session`...) under /t/demo and /t/upstream:
+ * newBrowser's jar keeps them apart by path, as a browser does.
  */
 
 const REDIRECT = 'http://127.0.0.1:53100/callback';
 const SECRET_ENV = 'CASTELLAN_TEST_UPSTREAM_LOGIN_SECRET';
 const UPSTREAM_CLIENT = 'castellan-demo';
-
-/**
- * A cookie-keeping fetch like test/support/oauth.ts's newBrowser, but one that honours
- * cookie paths as a browser does: both tenants set cookies of the same names (oidc-provider's
- * `_interaction`, `_session`...) under /t/demo and /t/upstream, and each must get its own.
- */
-function pathAwareBrowser(): Browser {
-  const cookies = new Map<string, { name: string; value: string; path: string }>();
-  let csrf: string | undefined;
-  const matches = (path: string, cookiePath: string) =>
-    path === cookiePath || path.startsWith(cookiePath.endsWith('/') ? cookiePath : `${cookiePath}/`);
-  const send = async (url: string, init: RequestInit) => {
-    const { pathname } = new URL(url);
-    const cookie = [...cookies.values()].filter((c) => matches(pathname, c.path)).map((c) => `${c.name}=${c.value}`).join('; ');
-    const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie } });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = '', ...attributes] = line.split(';');
-      const eq = pair.indexOf('=');
-      if (eq < 1) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      const path = attributes.map((a) => /^\s*path=(.*)$/i.exec(a)?.[1]?.trim()).find(Boolean) ?? pathname.replace(/\/[^/]*$/, '') ?? '/';
-      const key = `${path}\n${name}`;
-      if (/expires=Thu, 01 Jan 1970/i.test(line) || value === '') cookies.delete(key);
-      else cookies.set(key, { name, value, path });
-    }
-    if (response.headers.get('content-type')?.includes('text/html')) {
-      csrf = /name="csrf" value="([^"]+)"/.exec(await response.clone().text())?.[1] ?? csrf;
-    }
-    return response;
-  };
-  return {
-    get: (url) => send(url, { method: 'GET', headers: { accept: 'text/html' } }),
-    postForm: (url, form) => send(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
-      body: new URLSearchParams({ ...(csrf !== undefined ? { csrf } : {}), ...form }).toString(),
-    }),
-  };
-}
 
 /** What the rogue upstream's token endpoint puts into its id_token, given the request's nonce. */
 type IdTokenMaker = (nonce: string, key: { signing: CryptoKey; other: CryptoKey }) => Promise<string | { error: string }>;
@@ -98,12 +60,6 @@ async function startRogueIdp(): Promise<{ issuer: string; server: Server; answer
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { issuer, server, answer };
-}
-
-function locationOf(response: Response, base: string): string {
-  const location = response.headers.get('location');
-  if (!location) throw new Error(`expected a redirect, got ${response.status}`);
-  return new URL(location, base).href;
 }
 
 describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (FerretDB + Redis)', () => {
@@ -159,7 +115,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
 
   /** A browser taken through the login page and the upstream, stopped at the callback. */
   async function atCallback(login: keyof typeof people): Promise<{ browser: Browser; interaction: string; callback: string; verifier: string }> {
-    const browser = pathAwareBrowser();
+    const browser = newBrowser();
     const { interaction, verifier } = await openLoginPage(browser);
     const redirect = await chooseUpstream(browser, interaction);
     expect(redirect.status).toBe(303);
@@ -231,7 +187,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   });
 
   it('signs in through the upstream, links the identity to a new local user, and reuses the link next time', async () => {
-    const browser = pathAwareBrowser();
+    const browser = newBrowser();
     const { interaction, html, verifier } = await openLoginPage(browser);
     // The login page offers the enabled IdPs, not the disabled one, next to the password form.
     expect(html).toContain('Sign in with Partner IdP');
@@ -283,7 +239,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   });
 
   it('asks the upstream for a fresh sign-in when the client asked for one (prompt=login)', async () => {
-    const browser = pathAwareBrowser();
+    const browser = newBrowser();
     const { interaction } = await openLoginPage(browser, { prompt: 'login' });
     const redirect = await chooseUpstream(browser, interaction);
     expect(new URL(locationOf(redirect, interaction)).searchParams.get('prompt')).toBe('login');
@@ -358,11 +314,11 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   it('binds the state to its interaction: another browser cannot complete it, nor can a browser without one', async () => {
     const victim = await atCallback('alice');
     // An attacker's browser, in a sign-in of its own, is handed the victim's callback (login CSRF in reverse).
-    const attacker = pathAwareBrowser();
+    const attacker = newBrowser();
     await openLoginPage(attacker);
     await expectOAuthError(await attacker.get(victim.callback), 400, /another sign-in/);
     // A browser with no interaction at all: oidc-provider finds no interaction session.
-    const stranger = pathAwareBrowser();
+    const stranger = newBrowser();
     const strangerAnswer = await stranger.get(victim.callback);
     expect(strangerAnswer.status).toBe(400);
     expect(strangerAnswer.headers.get('location')).toBeNull();
@@ -381,7 +337,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   });
 
   it('ends the downstream request with access_denied when the person cancels at the upstream', async () => {
-    const browser = pathAwareBrowser();
+    const browser = newBrowser();
     const { interaction } = await openLoginPage(browser);
     const redirect = await chooseUpstream(browser, interaction);
     const upstreamEntry = await browser.get(locationOf(redirect, interaction));
@@ -404,7 +360,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   });
 
   it('refuses a disabled or unknown IdP id, and shows a clear page when the upstream is unreachable', async () => {
-    const browser = pathAwareBrowser();
+    const browser = newBrowser();
     const { interaction } = await openLoginPage(browser);
     for (const idp of ['retired', 'nope', '']) {
       await expectOAuthError(await chooseUpstream(browser, interaction, idp), 400, /unknown or disabled identity provider/);
@@ -422,7 +378,7 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
   describe('id_token checks, against an upstream that misbehaves', () => {
     /** Starts a sign-in with the rogue IdP; returns the callback its answer would come to. */
     async function rogueCallback(make: IdTokenMaker): Promise<{ browser: Browser; callback: string }> {
-      const browser = pathAwareBrowser();
+      const browser = newBrowser();
       const { interaction } = await openLoginPage(browser);
       const request = new URL(locationOf(await chooseUpstream(browser, interaction, 'rogue'), interaction)).searchParams;
       expect(request.get('code_challenge_method')).toBe('S256');

@@ -1,21 +1,75 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-/** A minimal cookie jar: enough for one browser-like walk through the code flow. */
+interface StoredCookie {
+  name: string;
+  value: string;
+  path: string;
+}
+
+/** RFC 6265 §5.1.4: a cookie's default path, from the path of the URL that set it. */
+function defaultCookiePath(pathname: string): string {
+  if (!pathname.startsWith('/')) return '/';
+  const last = pathname.lastIndexOf('/');
+  return last === 0 ? '/' : pathname.slice(0, last);
+}
+
+/** RFC 6265 §5.1.4: whether a request path is under a cookie's path. */
+function pathMatches(requestPath: string, cookiePath: string): boolean {
+  if (requestPath === cookiePath) return true;
+  if (!requestPath.startsWith(cookiePath)) return false;
+  return cookiePath.endsWith('/') || requestPath[cookiePath.length] === '/';
+}
+
+/**
+ * A minimal cookie jar: enough for browser-like walks through the code flow. Like a
+ * browser it honours the Path attribute (two tenants on one host set cookies of the same
+ * names under /t/<tenant>, and each must get its own): a cookie goes only to URLs under its
+ * path, and one name under two paths is two cookies. Domains are not told apart (tests
+ * talk to one host).
+ */
 export class CookieJar {
-  readonly #cookies = new Map<string, string>();
-  store(response: Response): void {
+  /** By path and name (RFC 6265 §5.3: a cookie of the same name and path replaces the old one). */
+  readonly #cookies = new Map<string, StoredCookie>();
+  /** By name alone, the latest set or cleared: what header() without a URL sends, as the jar did before it knew paths. */
+  readonly #latestByName = new Map<string, string>();
+
+  /** Keeps the response's Set-Cookie cookies; `url`, where it came from, gives the default path. */
+  store(response: Response, url: string = response.url): void {
+    const requestPath = url ? new URL(url).pathname : '/';
     for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const eq = pair?.indexOf('=') ?? -1;
-      if (!pair || eq < 1) continue;
+      const [pair = '', ...attributes] = line.split(';');
+      const eq = pair.indexOf('=');
+      if (eq < 1) continue;
       const name = pair.slice(0, eq).trim();
       const value = pair.slice(eq + 1).trim();
-      if (/expires=Thu, 01 Jan 1970/i.test(line) || value === '') this.#cookies.delete(name);
-      else this.#cookies.set(name, value);
+      // The last Path attribute counts; one that is empty or does not start with "/" means the default.
+      const pathAttribute = attributes.map((a) => /^\s*path\s*=(.*)$/i.exec(a)?.[1]?.trim()).filter((p) => p !== undefined).at(-1);
+      const path = pathAttribute?.startsWith('/') ? pathAttribute : defaultCookiePath(requestPath);
+      const key = `${path}\n${name}`;
+      const expired = /expires=Thu, 01 Jan 1970/i.test(line) || attributes.some((a) => /^\s*max-age\s*=\s*(0|-\d+)\s*$/i.test(a));
+      if (expired || value === '') {
+        this.#cookies.delete(key);
+        this.#latestByName.delete(name);
+      } else {
+        this.#cookies.set(key, { name, value, path });
+        this.#latestByName.set(name, value);
+      }
     }
   }
-  header(): string {
-    return [...this.#cookies].map(([n, v]) => `${n}=${v}`).join('; ');
+
+  /**
+   * The Cookie header for a request to `url`: the cookies whose path it is under, the longer
+   * paths first (RFC 6265 §5.4). Without a URL, as before the jar knew paths: one cookie a
+   * name, the value last set (for tests that talk to one tenant).
+   */
+  header(url?: string): string {
+    if (url === undefined) return [...this.#latestByName].map(([n, v]) => `${n}=${v}`).join('; ');
+    const requestPath = new URL(url).pathname;
+    return [...this.#cookies.values()]
+      .filter((c) => pathMatches(requestPath, c.path))
+      .sort((a, b) => b.path.length - a.path.length)
+      .map((c) => `${c.name}=${c.value}`)
+      .join('; ');
   }
 }
 
@@ -33,8 +87,8 @@ export function newBrowser(): Browser {
   const jar = new CookieJar();
   let csrf: string | undefined;
   const send = async (url: string, init: RequestInit) => {
-    const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: jar.header() } });
-    jar.store(response);
+    const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: jar.header(url) } });
+    jar.store(response, url);
     if (response.headers.get('content-type')?.includes('text/html')) {
       csrf = /name="csrf" value="([^"]+)"/.exec(await response.clone().text())?.[1] ?? csrf;
     }
@@ -75,7 +129,8 @@ export async function postToken(
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-function locationOf(response: Response, base: string): string {
+/** The redirect's Location, resolved against the URL that answered; throws when the response is no redirect. */
+export function locationOf(response: Response, base: string): string {
   const location = response.headers.get('location');
   if (!location) throw new Error(`expected a redirect, got ${response.status}: ${response.statusText}`);
   return new URL(location, base).href;
