@@ -26,6 +26,17 @@ const BUILT_IN_DESCRIPTIONS: Readonly<Record<string, string>> = {
   offline_access: 'Keep access while you are away (a refresh token)',
 };
 
+/**
+ * The words a person sees for a scope: the tenant's `consent.scopeDescriptions`, else the
+ * built-in words for the OpenID scopes, else none (the page shows the bare name). The
+ * consent page and the device confirmation page both use these.
+ */
+export function scopeDescription(settings: Pick<TenantSettings, 'consent'>, scope: string): string | undefined {
+  // Own keys only: a scope named like an Object.prototype member ("constructor") has no words.
+  if (Object.hasOwn(settings.consent.scopeDescriptions, scope)) return settings.consent.scopeDescriptions[scope];
+  return Object.hasOwn(BUILT_IN_DESCRIPTIONS, scope) ? BUILT_IN_DESCRIPTIONS[scope] : undefined;
+}
+
 /** One scope on the page: a checkbox, unless required. */
 interface ScopeChoice {
   scope: string;
@@ -83,7 +94,7 @@ function consentOffer(details: InteractionDetails, settings: TenantSettings, gra
   const offered = [...new Set([...oidcScopes, ...resources.flatMap((r) => r.scopes)])];
   const choices = offered.map((scope) => ({
     scope,
-    description: settings.consent.scopeDescriptions[scope] ?? BUILT_IN_DESCRIPTIONS[scope],
+    description: scopeDescription(settings, scope),
     required: required.has(scope),
     checked: required.has(scope) || grantedBefore.has(scope) || !rejectedBefore.has(scope),
   }));

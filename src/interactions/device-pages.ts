@@ -37,11 +37,23 @@ export function renderDeviceCodeLimited(ctx: Context, look: PageLook, retryAfter
 <p role="alert">Too many codes were tried for ${escapeHtml(look.name)}. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.</p>`);
 }
 
+/** A requested scope and the words the consent page would show for it (consent-step.ts scopeDescription). */
+export interface DescribedScope {
+  scope: string;
+  description: string | undefined;
+}
+
 export interface DeviceConfirmation {
   clientName: string;
   userCode: string;
-  scopes: string[];
+  scopes: DescribedScope[];
   deviceInfo: { ip?: string; ua?: string } | undefined;
+}
+
+/** As on the consent page: the description, with the scope's name under it; or the bare name. */
+function scopeItem({ scope, description }: DescribedScope): string {
+  const name = `<code>${escapeHtml(scope)}</code>`;
+  return `<li>${description ? `${escapeHtml(description)}<span class="scope-name">${name}</span>` : name}</li>`;
 }
 
 /**
@@ -51,7 +63,7 @@ export interface DeviceConfirmation {
 export function renderDeviceConfirm(ctx: Context, look: PageLook, form: string, details: DeviceConfirmation): void {
   renderPage(ctx, look, 'Is this your device?', `<h1>Is this the device in front of you?</h1>
 <p><strong>${escapeHtml(details.clientName)}</strong> shows the code <strong class="host">${escapeHtml(details.userCode)}</strong> and asks for:</p>
-<ul>${details.scopes.length ? details.scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('') : '<li>sign-in only</li>'}</ul>
+<ul>${details.scopes.length ? details.scopes.map(scopeItem).join('') : '<li>sign-in only</li>'}</ul>
 ${details.deviceInfo?.ua ? `<p>Requested by: ${escapeHtml(details.deviceInfo.ua)}</p>` : ''}
 <p>If you did not start this on a device you have, or the code differs, choose No.</p>
 ${form}

@@ -1,4 +1,5 @@
 import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
+import { scopeDescription } from '../interactions/consent-step.ts';
 import { renderDeviceCodeEntry, renderDeviceConfirm, renderDeviceSuccess } from '../interactions/device-pages.ts';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
 import { escapeHtml, pageLook, renderErrorPage, renderPage, type PageLook } from '../interactions/views.ts';
@@ -168,7 +169,8 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => renderDeviceConfirm(ctx, look, form, {
           clientName: client.clientName ?? client.clientId,
           userCode,
-          scopes: String((ctx.oidc.entities.DeviceCode?.params as { scope?: unknown } | undefined)?.scope ?? '').split(' ').filter(Boolean),
+          scopes: String((ctx.oidc.entities.DeviceCode?.params as { scope?: unknown } | undefined)?.scope ?? '').split(' ').filter(Boolean)
+            .map((scope) => ({ scope, description: scopeDescription(settings, scope) })),
           deviceInfo: deviceInfo as { ip?: string; ua?: string } | undefined,
         }),
         successSource: async (ctx) => renderDeviceSuccess(ctx, look, ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'The device'),
