@@ -19,7 +19,8 @@ import { guardCodeEntry, guardDevicePolling } from '../grants/device/device-guar
 import type { DeviceLimits } from '../grants/device/device-limits.ts';
 import { answerRefreshRetry } from '../grants/refresh-retry/refresh-retry-guard.ts';
 import type { RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
-import { errorHandler } from './error-handler.ts';
+import { errorHandler, useTenantLookForErrors } from './error-handler.ts';
+import { pageLook } from '../interactions/views.ts';
 import { readFormForProvider } from './provider-body.ts';
 import { bodyLimit } from './request-guards.ts';
 import { securityHeaders } from './security-headers.ts';
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps): Koa {
     const tenantPath = TENANT_PATH.exec(path);
     if (tenantPath) {
       const runtime = await deps.tenants.get(tenantPath[1] ?? '');
+      useTenantLookForErrors(ctx, pageLook(runtime.tenantId, runtime.settings));
       const rest = tenantPath[2] ?? '/';
       if (rest.startsWith('/interaction/')) {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);

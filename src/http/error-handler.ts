@@ -1,7 +1,23 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { NEUTRAL_LOOK, renderErrorPage } from '../interactions/views.ts';
+import { NEUTRAL_LOOK, renderErrorPage, type PageLook } from '../interactions/views.ts';
 import { prefersHtml, toErrorResponse } from './error-response.ts';
+
+/** Where a request's error page look is kept once its tenant is known (ctx.state). */
+const LOOK = Symbol('castellan.errorPageLook');
+
+/**
+ * Called once the request's tenant is loaded: its error pages then carry that tenant's look.
+ * Before that (an unknown tenant, a failing tenant store) they stay neutral.
+ */
+export function useTenantLookForErrors(ctx: Context, look: PageLook): void {
+  (ctx.state as Record<symbol, unknown>)[LOOK] = look;
+}
+
+function errorPageLook(ctx: Context): PageLook {
+  const look = (ctx.state as Record<symbol, unknown>)[LOOK];
+  return look && typeof look === 'object' ? (look as PageLook) : NEUTRAL_LOOK;
+}
 
 /**
  * Every error thrown by our middleware becomes an OAuth error: JSON, or for a browser that
@@ -24,8 +40,8 @@ export function errorHandler(log: Logger): Middleware {
       ctx.status = response.status;
       for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);
       ctx.set('Cache-Control', 'no-store');
-      // The tenant may be unknown (or the very error), so these pages carry no tenant's branding.
-      if (prefersHtml(ctx)) renderErrorPage(ctx, NEUTRAL_LOOK, response.body);
+      // The tenant's look once it is known; neutral where the tenant is unknown (or the very error).
+      if (prefersHtml(ctx)) renderErrorPage(ctx, errorPageLook(ctx), response.body);
       else ctx.body = response.body;
     }
   };
