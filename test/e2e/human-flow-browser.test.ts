@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
+import { launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { basicAuth, pkcePair, postToken } from '../support/oauth.ts';
-import { freePort } from '../support/running-server.ts';
 
 /*
  * The sign-in a person goes through, in headless Chromium (Debian's package driven by
@@ -38,7 +36,7 @@ interface Authorization {
 describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
   let castellan: TestCastellan;
   let browser: Browser;
-  let client: Server;
+  let client: TestClientSite | undefined;
   let clientOrigin: string;
   const contexts: BrowserContext[] = [];
   const consoleErrors: string[] = [];
@@ -82,19 +80,22 @@ describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
     return new URL(page.url()).searchParams;
   }
 
+  /** Signs the demo user in for the web client (scope openid) and allows; the token response for the code. */
+  async function signedInAtWeb(page: Page): Promise<{ status: number; body: Record<string, unknown> }> {
+    const request = authorization(WEB, { scope: 'openid' });
+    await page.goto(request.url);
+    await signIn(page, 'demo', castellan.userPassword);
+    await page.getByRole('button', { name: 'Allow' }).click();
+    const code = (await backAtClient(page)).get('code') ?? '';
+    return postToken(castellan.issuer, {
+      grant_type: 'authorization_code', code, redirect_uri: callback(), code_verifier: request.verifier,
+    }, basicAuth(WEB, WEB_SECRET));
+  }
+
   beforeAll(async () => {
-    const port = await freePort();
-    clientOrigin = `http://127.0.0.1:${port}`;
     // The client's side: any path answers a small page, so the browser visibly lands there.
-    client = createServer((req, res) => {
-      if (req.url === '/favicon.ico') {
-        res.writeHead(204).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test client</title></head><body><main><h1>Test client</h1><p>Back at the application.</p></main></body></html>');
-    });
-    await new Promise<void>((resolve) => client.listen(port, '127.0.0.1', resolve));
+    client = await startTestClientSite();
+    clientOrigin = client.origin;
 
     [castellan, browser] = await Promise.all([
       startTestCastellan('mongo+redis', 'human_browser'),
@@ -123,7 +124,7 @@ describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
   afterAll(async () => {
     await browser?.close();
     await castellan?.stop();
-    await new Promise((resolve) => client?.close(resolve));
+    await client?.close();
   });
 
   it('takes the public client from login and consent to a code the client redeems', async () => {
@@ -227,15 +228,8 @@ describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
   });
 
   it('signs out at the client\'s request: confirmation page, back to its post_logout_redirect_uri, session gone', async () => {
-    const request = authorization(WEB, { scope: 'openid' });
     const page = await newPage();
-    await page.goto(request.url);
-    await signIn(page, 'demo', castellan.userPassword);
-    await page.getByRole('button', { name: 'Allow' }).click();
-    const code = (await backAtClient(page)).get('code') ?? '';
-    const tokens = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', code, redirect_uri: callback(), code_verifier: request.verifier,
-    }, basicAuth(WEB, WEB_SECRET));
+    const tokens = await signedInAtWeb(page);
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
 
     const state = randomBytes(6).toString('hex');
@@ -275,15 +269,8 @@ describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
   it('sends a browser that is already signed out straight back to the post_logout_redirect_uri', async () => {
     // oidc-provider answers /session/end without a session with a self-submitting form (its
     // one inline script, allowed by hash in the CSP); the person sees no question.
-    const request = authorization(WEB, { scope: 'openid' });
     const page = await newPage();
-    await page.goto(request.url);
-    await signIn(page, 'demo', castellan.userPassword);
-    await page.getByRole('button', { name: 'Allow' }).click();
-    const code = (await backAtClient(page)).get('code') ?? '';
-    const tokens = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', code, redirect_uri: callback(), code_verifier: request.verifier,
-    }, basicAuth(WEB, WEB_SECRET));
+    const tokens = await signedInAtWeb(page);
     const logout = (state: string) => `${castellan.issuer}/session/end?${new URLSearchParams({
       id_token_hint: String(tokens.body.id_token), post_logout_redirect_uri: `${clientOrigin}/signed-out`, state,
     })}`;

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
+import { launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 import { freePort } from '../support/running-server.ts';
@@ -28,7 +27,7 @@ const PASSWORD = randomBytes(12).toString('base64url');
 describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () => {
   let castellan: TestCastellan;
   let browser: Browser;
-  let client: Server;
+  let client: TestClientSite | undefined;
   let clientOrigin: string;
   let upstreamIssuer: string;
   let aliceId: string;
@@ -57,17 +56,8 @@ describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () =>
   }
 
   beforeAll(async () => {
-    const port = await freePort();
-    clientOrigin = `http://127.0.0.1:${port}`;
-    client = createServer((req, res) => {
-      if (req.url === '/favicon.ico') {
-        res.writeHead(204).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test client</title></head><body><main><h1>Test client</h1></main></body></html>');
-    });
-    await new Promise<void>((resolve) => client.listen(port, '127.0.0.1', resolve));
+    client = await startTestClientSite();
+    clientOrigin = client.origin;
 
     [castellan, browser] = await Promise.all([
       startTestCastellan('mongo+redis', 'upstream_browser'),
@@ -112,7 +102,7 @@ describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () =>
     delete process.env[SECRET_ENV];
     await browser?.close();
     await castellan?.stop();
-    await new Promise((resolve) => client?.close(resolve));
+    await client?.close();
   });
 
   it('signs in with the upstream IdP: button, upstream login and consent, back, consent, code, tokens for the linked user', async () => {

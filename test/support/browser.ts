@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 import { collectConsoleErrors } from './accessibility.ts';
-import { quietLog, type Log } from './running-server.ts';
+import { freePort, quietLog, type Log } from './running-server.ts';
 
 /*
  * Headless Chromium for browser tests: Debian's chromium package driven by playwright-core.
@@ -124,4 +125,33 @@ export async function newWatchedPage(
   const page = await context.newPage();
   collectConsoleErrors(page, consoleErrors, options.ignoreConsole);
   return page;
+}
+
+/** The client's web site in a browser test (see startTestClientSite). */
+export interface TestClientSite {
+  /** http://127.0.0.1:<port> */
+  origin: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The client's side of a browser test, on a free loopback port: every path answers a small
+ * page whose title and heading are "Test client" (favicon requests get an empty 204), so a
+ * browser sent back to the client visibly lands there and the test reads what it brought.
+ */
+export async function startTestClientSite(): Promise<TestClientSite> {
+  const port = await freePort();
+  const server = createServer((req, res) => {
+    if (req.url === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test client</title></head><body><main><h1>Test client</h1><p>Back at the application.</p></main></body></html>');
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
