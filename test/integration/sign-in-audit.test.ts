@@ -9,7 +9,7 @@ import { linkedUserId } from '../../src/interactions/upstream/upstream-accounts.
 import { createLocalKeyWrapper } from '../../src/keys/kms.ts';
 import { createMemoryAuditSink, signInMethodOf, type AuditEvent } from '../../src/observability/audit.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { newBrowser, pkcePair, type Browser } from '../support/oauth.ts';
+import { followAuthorization, locationOf, newBrowser, pkcePair, type Browser } from '../support/oauth.ts';
 
 /*
  * Audit events of human sign-in on FerretDB + Redis: sign-in success and failure per method
@@ -21,6 +21,9 @@ import { newBrowser, pkcePair, type Browser } from '../support/oauth.ts';
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'admin', 'cli.ts');
 const TENANT = 'audited';
+/** Another tenant of the same Castellan, the upstream IdP of TENANT ("Sign in with Partner"). */
+const UPSTREAM = 'audit-upstream';
+const UPSTREAM_CLIENT = 'audited-tenant';
 const CLIENT = 'audit-agent';
 const REDIRECT = 'http://127.0.0.1:53910/callback';
 const PASSWORD = 'a long enough password';
@@ -51,7 +54,19 @@ describe('audit events of sign-in and second factors (FerretDB + Redis)', () => 
   beforeAll(async () => {
     castellan = await startTestCastellan('mongo+redis', 'sign_in_audit');
     const { storage } = castellan.running;
-    await storage.tenants.create({ id: TENANT, displayName: 'Audited Corp', settings: { mfa: { totp: 'optional' } } });
+    await storage.tenants.create({ id: UPSTREAM, displayName: 'Partner', settings: {} });
+    await storage.modelStores(UPSTREAM).durable.upsert('Client', UPSTREAM_CLIENT, {
+      client_id: UPSTREAM_CLIENT, token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'],
+      redirect_uris: [`${castellan.baseUrl}/t/${TENANT}/upstream/callback`],
+    });
+    await storage.users.create({ tenant: UPSTREAM, login: 'uma', password: PASSWORD, claims: { name: 'Uma Upstream' } });
+    await storage.tenants.create({
+      id: TENANT, displayName: 'Audited Corp',
+      settings: {
+        mfa: { totp: 'optional' },
+        upstreamIdps: [{ id: 'partner', name: 'Partner', issuer: `${castellan.baseUrl}/t/${UPSTREAM}`, clientId: UPSTREAM_CLIENT }],
+      },
+    });
     await storage.modelStores(TENANT).durable.upsert('Client', CLIENT, {
       client_id: CLIENT, application_type: 'native', token_endpoint_auth_method: 'none',
       grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1/callback'],
@@ -198,6 +213,18 @@ describe('audit events of sign-in and second factors (FerretDB + Redis)', () => 
     expect(reset.stdout).toContain(`${userId}: two-step verification removed`);
     const lines = reset.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toEqual([expect.objectContaining({ audit: true, type: 'totp_reset', tenant: TENANT, userId, by: 'operator', outcome: 'success' })]);
+  });
+
+  it('records a federated sign-in (method fed) and the new link it made', async () => {
+    const { browser, pageUrl } = await start();
+    const redirect = await browser.postForm(`${pageUrl}/upstream`, { idp: 'partner' });
+    expect(redirect.status).toBe(303);
+    const callbackUri = `${castellan.baseUrl}/t/${TENANT}/upstream/callback`;
+    const params = await followAuthorization(browser, locationOf(redirect, pageUrl), callbackUri, 'uma', PASSWORD);
+    await follow(browser, `${callbackUri}?${params}`);
+    const [linked] = events('upstream_linked');
+    expect(linked).toMatchObject({ outcome: 'success', idp: 'partner', issuer: `${castellan.baseUrl}/t/${UPSTREAM}` });
+    expect(events('sign_in').filter((e) => e.method === 'fed')).toEqual([expect.objectContaining({ outcome: 'success', userId: linked?.userId })]);
   });
 
   it('records a new upstream link once, not the later sign-ins through it', async () => {
