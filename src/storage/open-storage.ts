@@ -26,8 +26,8 @@ import { createMongoModelStores } from './mongo/mongo-model-store.ts';
 import type { ModelStores } from './oidc-adapter.ts';
 import { createRedisModelStores } from './redis/redis-model-store.ts';
 import { memoryOneTimeMarkStores, type OneTimeMarkStores } from './one-time-marks.ts';
-import { createMongoOneTimeMarks } from './one-time-marks.mongo.ts';
-import { createRedisOneTimeMarks } from './one-time-marks.redis.ts';
+import { createMongoOneTimeMarks } from './mongo/one-time-marks.ts';
+import { createRedisOneTimeMarks } from './redis/one-time-marks.ts';
 
 /** Everything Castellan keeps, behind interfaces; which servers hold it is decided here only. */
 export interface Storage {

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMemoryOneTimeMarks, type OneTimeMarks } from '../../src/storage/one-time-marks.ts';
-import { createMongoOneTimeMarks } from '../../src/storage/one-time-marks.mongo.ts';
-import { createRedisOneTimeMarks } from '../../src/storage/one-time-marks.redis.ts';
+import { createMongoOneTimeMarks } from '../../src/storage/mongo/one-time-marks.ts';
+import { createRedisOneTimeMarks } from '../../src/storage/redis/one-time-marks.ts';
 import { useFreshMongoDatabases } from '../keys/mongo-databases.ts';
 import { deleteRedisKeys, testServers, uniqueRedisPrefix } from '../support/servers.ts';
 

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { OneTimeMarks } from './one-time-marks.ts';
+import type { OneTimeMarks } from '../one-time-marks.ts';
 
 /** Marks in Redis: SET NX EX is atomic, so exactly one claimant gets 'OK'. Key: `<prefix>:mark:<key>`. */
 export function createRedisOneTimeMarks(redis: Redis | Cluster, prefix: string): OneTimeMarks {

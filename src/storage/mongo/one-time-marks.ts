@@ -1,6 +1,6 @@
 import { MongoServerError, type Collection, type Db } from 'mongodb';
-import { isDuplicateKeyError } from './mongo/duplicate-key.ts';
-import type { OneTimeMarks } from './one-time-marks.ts';
+import { isDuplicateKeyError } from './duplicate-key.ts';
+import type { OneTimeMarks } from '../one-time-marks.ts';
 
 interface MarkDocument {
   _id: string;
