@@ -19,6 +19,7 @@ import { guardCodeEntry, guardDevicePolling } from '../grants/device/device-guar
 import type { DeviceLimits } from '../grants/device/device-limits.ts';
 import { answerRefreshRetry } from '../grants/refresh-retry/refresh-retry-guard.ts';
 import type { RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
+import { requestLog } from './request-log.ts';
 import { errorHandler, useTenantLookForErrors } from './error-handler.ts';
 import { pageLook } from '../interactions/views.ts';
 import { readFormForProvider } from './provider-body.ts';
@@ -68,6 +69,7 @@ export function createApp(deps: AppDeps): Koa {
   // Koa would print every error itself; ours are logged once, by the error handler.
   app.silent = true;
 
+  app.use(requestLog(deps.log));
   app.use(securityHeaders({ https: origin.protocol === 'https' }));
   app.use(errorHandler(deps.log));
   app.use(bodyLimit());
