@@ -1,10 +1,11 @@
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { basicAuth } from '../../test/support/oauth.ts';
 import type { InterleavedOptions } from './load.ts';
 import {
   BASELINE_SECRET,
+  registerStop,
   startBareKoa,
   startBareOidc,
   startCastellanServer,
@@ -90,6 +91,7 @@ export class BenchContext {
     this.#configFile ??= (async () => {
       const path = join(tmpdir(), `castellan-bench-${process.pid}.json`);
       await writeFile(path, JSON.stringify({ tenants: { bench: BENCH_TENANT_SETTINGS } }));
+      registerStop(() => rm(path, { force: true }));
       return path;
     })();
     return this.#configFile;
