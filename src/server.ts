@@ -11,6 +11,7 @@ import { createApp } from './http/app.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
 import { createLogAuditSink, type AuditSink } from './observability/audit.ts';
+import { createMetrics, type CastellanMetrics } from './observability/metrics.ts';
 import type { PolicyHooks } from './policy/hooks.ts';
 import { loadPolicyHooks } from './policy/load-policy.ts';
 import { openStorage, type Storage } from './storage/open-storage.ts';
@@ -26,7 +27,24 @@ export interface RunningCastellan {
   tenants: TenantRegistry;
   keyring: Keyring;
   demo: DemoCredentials | undefined;
-  close(): Promise<void>;
+  metrics: CastellanMetrics;
+  /**
+   * Stops the server. /readyz answers 503 at once and the listener stops accepting; with
+   * `drainMs`, requests in flight may finish within that bound before connections are cut;
+   * then the stores close.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+}
+
+/** How long /readyz waits for MongoDB and Redis to answer a ping. */
+const READY_TIMEOUT_MS = 2_000;
+
+function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => clearTimeout(timer));
 }
 
 async function readCaFile(path: string): Promise<Buffer> {
@@ -48,6 +66,8 @@ async function createConfiguredTenants(settings: Settings, storage: Storage, log
 export interface StartOptions {
   /** Where audit events go; by default one structured log line each. */
   audit?: AuditSink;
+  /** Metrics registry of this server; a new one by default. */
+  metrics?: CastellanMetrics;
 }
 
 /** Storage, keys, policy and tenants, without HTTP: what the server and the CLI share. */
@@ -71,7 +91,11 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   }
   const policy = await loadPolicyHooks(settings.policyModule);
   const audit = options.audit ?? createLogAuditSink(log);
-  const storage = await openStorage(settings, log);
+  const opened = await openStorage(settings, log);
+  // Every model store operation timed (castellan_store_operation_duration_seconds).
+  const backends = opened.kind === 'memory' ? { durable: 'memory', ephemeral: 'memory' } : { durable: 'mongodb', ephemeral: opened.kind === 'mongo+redis' ? 'redis' : 'mongodb' };
+  const { metrics } = options;
+  const storage: Storage = metrics ? { ...opened, modelStores: (tenant) => metrics.instrumentModelStores(opened.modelStores(tenant), backends) } : opened;
   try {
     const keyring = createKeyring({ store: storage.signingKeys, wrapper: createLocalKeyWrapper(kek) });
     const cookieSecret = settings.cookieSecret ?? kek;
@@ -105,7 +129,9 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
 
 /** Wires settings, storage, keys, tenants and HTTP together and listens. */
 export async function startCastellan(settings: Settings, log: Logger, options: StartOptions = {}): Promise<RunningCastellan> {
-  const { storage, keyring, tenants, policy, totp, audit } = await openCore(settings, log, options);
+  const metrics = options.metrics ?? createMetrics();
+  const { storage, keyring, tenants, policy, totp, audit } = await openCore(settings, log, { ...options, metrics });
+  let draining = false;
   try {
     await createConfiguredTenants(settings, storage, log);
     const demo = settings.demo.enabled
@@ -143,7 +169,9 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       retryCache: storage.retryCache,
       audit,
       log,
-      ready: () => storage.ping(),
+      ready: async () => !draining && (await within(storage.ping(), READY_TIMEOUT_MS, false)),
+      metrics,
+      metricsToken: settings.metricsToken,
     });
     const sweeper = startUnusedClientSweeper({
       abuse: storage.registrationAbuse,
@@ -161,10 +189,25 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       tenants,
       keyring,
       demo,
-      async close() {
+      metrics,
+      async close({ drainMs = 0 } = {}) {
+        draining = true;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        if (drainMs > 0) {
+          // Idle keep-alive connections go now and as requests finish; busy ones get the bound.
+          const idle = setInterval(() => server.closeIdleConnections(), 100);
+          let bound: NodeJS.Timeout | undefined;
+          const drained = await Promise.race([
+            closed.then(() => true),
+            new Promise<boolean>((resolve) => { bound = setTimeout(() => resolve(false), drainMs); }),
+          ]);
+          clearInterval(idle);
+          clearTimeout(bound);
+          if (!drained) log.warn({ drainMs }, 'requests still in flight at the end of the drain; closing their connections');
+        }
         server.closeAllConnections();
         await sweeper.stop();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await closed;
         await storage.close();
       },
     };

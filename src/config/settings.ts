@@ -64,6 +64,13 @@ export const settingsSchema = z
     policyModule: z.string().min(1).optional(),
     /** Trust X-Forwarded-* from a TLS-terminating proxy in front of Castellan. */
     trustProxy: flag.default(false),
+    /** Bearer token that GET /metrics requires; /metrics is off (404) without one. */
+    metricsToken: z.string().min(32, 'must be at least 32 characters (generate one: openssl rand -base64 32)').optional(),
+    /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are cut. */
+    shutdownDrainSeconds: z
+      .union([z.number(), z.string().regex(/^\d{1,3}$/, 'must be a whole number of seconds').transform(Number)])
+      .pipe(z.number().int().min(0).max(600))
+      .default(10),
     demo: z
       .object({
         enabled: flag.default(true),
@@ -124,6 +131,8 @@ const ENV_NAMES = {
   policyModule: 'CASTELLAN_POLICY_MODULE',
   fetchCaFile: 'CASTELLAN_FETCH_CA_FILE',
   trustProxy: 'CASTELLAN_TRUST_PROXY',
+  metricsToken: 'CASTELLAN_METRICS_TOKEN',
+  shutdownDrainSeconds: 'CASTELLAN_SHUTDOWN_DRAIN_SECONDS',
 } as const satisfies Partial<Record<keyof ParsedSettings, string>>;
 
 const DEMO_ENV_NAMES = {

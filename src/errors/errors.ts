@@ -172,3 +172,15 @@ export class CsrfError extends CastellanError {
     this.name = 'CsrfError';
   }
 }
+
+/** A bearer-token protected endpoint (e.g. /metrics) called without its token (RFC 6750 §3). */
+export class BearerTokenRequiredError extends CastellanError {
+  readonly code = 'BEARER_TOKEN_REQUIRED';
+  readonly status = 401;
+  readonly oauthError = 'invalid_token';
+  override readonly headers: Readonly<Record<string, string>> = { 'WWW-Authenticate': 'Bearer error="invalid_token"' };
+  constructor(message: string) {
+    super(message);
+    this.name = 'BearerTokenRequiredError';
+  }
+}

@@ -5,6 +5,7 @@ import type { AccountService } from '../accounts/accounts.ts';
 import type { LoginCheck } from '../accounts/login-throttle.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
 import type { AuditSink } from '../observability/audit.ts';
+import { serveMetrics, type CastellanMetrics } from '../observability/metrics.ts';
 import { handleInteraction, type InteractionDeps } from '../interactions/interaction-routes.ts';
 import type { MfaDeps } from '../interactions/mfa/mfa-deps.ts';
 import { handleAccountSecurity } from '../interactions/mfa/account-security.ts';
@@ -47,6 +48,9 @@ export interface AppDeps {
   log: Logger;
   /** Answers whether storage is reachable, for /readyz. */
   ready: () => Promise<boolean>;
+  /** Request, token, error and store metrics; GET /metrics serves them with `metricsToken`. */
+  metrics?: CastellanMetrics;
+  metricsToken?: string | undefined;
 }
 
 const DISCOVERY_PATH = '/.well-known/openid-configuration';
@@ -69,9 +73,9 @@ export function createApp(deps: AppDeps): Koa {
   // Koa would print every error itself; ours are logged once, by the error handler.
   app.silent = true;
 
-  app.use(requestLog(deps.log));
+  app.use(requestLog(deps.log, deps.metrics));
   app.use(securityHeaders({ https: origin.protocol === 'https' }));
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(deps.log, deps.metrics));
   app.use(bodyLimit());
 
   app.use(async (ctx) => {
@@ -80,12 +84,14 @@ export function createApp(deps: AppDeps): Koa {
     if (wellKnown) {
       requireGet(ctx);
       const runtime = await deps.tenants.get(wellKnown[1] ?? '');
+      deps.metrics?.watchProvider(runtime.provider);
       return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);
     }
 
     const tenantPath = TENANT_PATH.exec(path);
     if (tenantPath) {
       const runtime = await deps.tenants.get(tenantPath[1] ?? '');
+      deps.metrics?.watchProvider(runtime.provider);
       useTenantLookForErrors(ctx, pageLook(runtime.tenantId, runtime.settings));
       const rest = tenantPath[2] ?? '/';
       if (rest.startsWith('/interaction/')) {
@@ -130,8 +136,13 @@ export function createApp(deps: AppDeps): Koa {
       requireGet(ctx);
       const ready = await deps.ready().catch(() => false);
       ctx.status = ready ? 200 : 503;
-      ctx.body = { status: ready ? 'ready' : 'storage unreachable' };
+      ctx.body = { status: ready ? 'ready' : 'not ready' };
+      ctx.set('Cache-Control', 'no-store');
       return;
+    }
+    if (path === '/metrics' && deps.metrics) {
+      requireGet(ctx);
+      return serveMetrics(ctx, deps.metrics, deps.metricsToken);
     }
     if (path === '/') {
       requireGet(ctx);

@@ -1,5 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
+import type { CastellanMetrics } from '../observability/metrics.ts';
 import { NEUTRAL_LOOK, renderErrorPage, type PageLook } from '../interactions/views.ts';
 import { prefersHtml, toErrorResponse } from './error-response.ts';
 
@@ -24,12 +25,14 @@ function errorPageLook(ctx: Context): PageLook {
  * prefers HTML the same error on a small page (no links: nothing here is a validated
  * redirect target). No stack ever leaves.
  */
-export function errorHandler(log: Logger): Middleware {
+export function errorHandler(log: Logger, metrics?: CastellanMetrics): Middleware {
   return async (ctx, next) => {
+    const path = ctx.path;
     try {
       await next();
     } catch (err) {
       const response = toErrorResponse(err, log);
+      metrics?.castellanError(path, response.body.error);
       if (ctx.headerSent || !ctx.writable) {
         // Typically the client broke the connection mid-request: its doing, not ours, so
         // it must not let anyone fill the error log.
