@@ -47,15 +47,28 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 
+  // SIGTERM (Kubernetes, docker stop) or SIGINT: /readyz turns 503, the listener stops
+  // accepting, requests in flight get up to CASTELLAN_SHUTDOWN_DRAIN_SECONDS to finish, the
+  // stores close, exit 0. A second signal exits at once.
+  let stopping = false;
   const stop = (signal: string) => {
-    log.info({ signal }, 'shutting down');
-    running.close().then(() => process.exit(0), (err: unknown) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      process.exit(1);
+    }
+    stopping = true;
+    const drainMs = settings.shutdownDrainSeconds * 1000;
+    log.info({ signal, drainMs }, 'shutting down: draining requests in flight');
+    running.close({ drainMs }).then(() => {
+      log.info('shut down');
+      process.exit(0);
+    }, (err: unknown) => {
       log.error({ err }, 'error while shutting down');
       process.exit(1);
     });
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 main().catch((err: unknown) => {
