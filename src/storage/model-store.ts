@@ -52,3 +52,14 @@ export interface ModelStore {
 
 /** Creates the ModelStore of one namespace (a tenant) on a shared connection. */
 export type ModelStoreFactory = (namespace: string) => ModelStore;
+
+/** A record as the durable store keeps it: the payload and its own expiry (epoch ms), if any. */
+export interface StoredRecord {
+  payload: Payload;
+  expiresAt: number | undefined;
+}
+
+/** A store that can also say when a record expires (MongoDB): read copies must not outlive it. */
+export interface RecordStore extends ModelStore {
+  findRecord(model: ModelName, id: string): Promise<StoredRecord | undefined>;
+}

@@ -28,6 +28,9 @@ import { createRedisModelStores } from './redis/redis-model-store.ts';
 import { memoryOneTimeMarkStores, type OneTimeMarkStores } from './one-time-marks.ts';
 import { createMongoOneTimeMarks } from './mongo/one-time-marks.ts';
 import { createRedisOneTimeMarks } from './redis/one-time-marks.ts';
+import { ClientCache } from './client-cache.ts';
+import { createRedisClientChangeBus, type RedisClientChangeBus } from './redis/client-change-bus.ts';
+import { createRedisReadCopies, type RedisReadCopies } from './redis/read-copies.ts';
 
 /** Everything Castellan keeps, behind interfaces; which servers hold it is decided here only. */
 export interface Storage {
@@ -89,6 +92,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
   const client = new MongoClient(mongodbUrl, { serverSelectionTimeoutMS: 10_000, appName: 'castellan' });
   await client.connect();
   let redis: Redis | undefined;
+  let clientBus: RedisClientChangeBus | undefined;
   try {
     const db = client.db(databaseName(settings));
     const durable = createMongoModelStores(db);
@@ -107,6 +111,9 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     let deviceLimits = createMemoryDeviceLimits();
     let loginLimiters = memoryLoginLimiters();
     let retryCache = createMemoryRetryCache();
+    // Clients are cached per node (client-cache.ts); several nodes need Redis for invalidation.
+    const clientCache = new ClientCache({ onPublishError: (err) => log.warn({ err }, 'announcing a client change failed') });
+    let readCopies: RedisReadCopies | undefined;
     if (settings.redisUrl) {
       redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
@@ -125,13 +132,25 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       loginLimiters = redisLoginLimiters(redis, settings.redisPrefix);
       retryCache = createRedisRetryCache(redis, settings.redisPrefix);
       shortLivedMarks = createRedisOneTimeMarks(redis, settings.redisPrefix);
+      readCopies = createRedisReadCopies(redis, { keyPrefix: settings.redisPrefix });
+      clientBus = createRedisClientChangeBus(redis, {
+        prefix: settings.redisPrefix,
+        onChange: (ns, clientId) => clientCache.invalidate(ns, clientId),
+        onListening: () => clientCache.clear(),
+        onDeaf: () => clientCache.clear(),
+        onError: (err) => log.debug({ err: err.message }, 'client change subscription error'),
+      });
+      clientCache.attachBus(clientBus);
+      // Until the subscription is confirmed the node caches no clients (it keeps trying).
+      if (!(await clientBus.ready(10_000))) log.warn('client change subscription not confirmed yet: clients are not cached until it is');
     }
     const connectedRedis = redis;
     return {
       kind: settings.storage,
       modelStores: (tenant) => {
         const store = durable.forNamespace(tenant);
-        return { durable: store, ephemeral: ephemeral ? ephemeral(tenant) : store };
+        const cached = clientCache.wrap(tenant, readCopies ? readCopies.wrap(tenant, store) : store);
+        return { durable: cached, ephemeral: ephemeral ? ephemeral(tenant) : cached };
       },
       tenants: createMongoTenantStore(db),
       users: createAccountService({ users: createMongoUserStore(db) }),
@@ -150,11 +169,13 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       },
       async close() {
         await durable.close();
+        await clientBus?.close();
         connectedRedis?.disconnect();
         await client.close();
       },
     };
   } catch (err) {
+    await clientBus?.close();
     redis?.disconnect();
     await client.close();
     throw err;

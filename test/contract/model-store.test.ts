@@ -5,6 +5,8 @@ import { createMemoryModelStores } from '../../src/storage/memory/memory-model-s
 import type { ModelStore } from '../../src/storage/model-store.ts';
 import { createMongoModelStores, type MongoModelStores } from '../../src/storage/mongo/mongo-model-store.ts';
 import { createRedisModelStores } from '../../src/storage/redis/redis-model-store.ts';
+import { createRedisReadCopies } from '../../src/storage/redis/read-copies.ts';
+import { ClientCache } from '../../src/storage/client-cache.ts';
 import { InvalidNamespaceError } from '../../src/storage/shared/store-errors.ts';
 import { deleteRedisKeys, testServers, uniqueDbName, uniqueRedisPrefix } from '../support/servers.ts';
 import { describeModelStoreContract } from './model-store.cases.ts';
@@ -48,6 +50,7 @@ afterAll(async () => {
   }
   if (redisClient !== undefined) {
     await deleteRedisKeys(redisClient, redisPrefix);
+    await deleteRedisKeys(redisClient, `${redisPrefix}-copies`);
     redisClient.disconnect();
   }
 });
@@ -66,6 +69,16 @@ describeModelStoreContract('MongoDB (FerretDB)', async () => {
 describeModelStoreContract('Redis', async () => {
   const stores = await redis();
   return { store: stores.forNamespace(freshNamespace()), otherNamespace: stores.forNamespace(freshNamespace()), cleanup: noCleanup };
+});
+
+// Production's durable store: MongoDB behind Redis read copies and the per-node client cache.
+describeModelStoreContract('MongoDB with Redis read copies and the client cache', async () => {
+  const { stores } = await mongo();
+  await redis();
+  const copies = createRedisReadCopies(redisClient as Redis, { keyPrefix: `${redisPrefix}-copies` });
+  const cache = new ClientCache();
+  const wrapped = (ns: string) => cache.wrap(ns, copies.wrap(ns, stores.forNamespace(ns)));
+  return { store: wrapped(freshNamespace()), otherNamespace: wrapped(freshNamespace()), cleanup: noCleanup };
 });
 
 describe('store factories', () => {

@@ -1,5 +1,5 @@
 import { MongoServerError, type Collection, type Db } from 'mongodb';
-import { MODEL_NAMES, type ModelName, type ModelStore, type Payload } from '../model-store.ts';
+import { MODEL_NAMES, type ModelName, type Payload, type RecordStore, type StoredRecord } from '../model-store.ts';
 import { isDuplicateKeyError } from './duplicate-key.ts';
 import {
   assertNamespace,
@@ -80,7 +80,7 @@ export interface IndexReport {
 }
 
 export interface MongoModelStores {
-  forNamespace(namespace: string): ModelStore;
+  forNamespace(namespace: string): RecordStore;
   /** Creates the lookup and TTL indexes once per factory (call at startup); idempotent. */
   ensureIndexes(): Promise<IndexReport>;
   /** Deletes every expired record and consumption now; returns how many. */
@@ -119,7 +119,7 @@ class Collections {
   }
 }
 
-class MongoModelStore implements ModelStore {
+class MongoModelStore implements RecordStore {
   readonly #ns: string;
   readonly #c: Collections;
 
@@ -166,6 +166,16 @@ class MongoModelStore implements ModelStore {
       this.#c.consumptions.findOne({ _id: this.#consumptionId(model, id) }),
     ]);
     return this.#view(model, doc, consumption);
+  }
+
+  /** find() with the record's own expiry (epoch ms), for read copies that must not outlive it. */
+  async findRecord(model: ModelName, id: string): Promise<StoredRecord | undefined> {
+    const [doc, consumption] = await Promise.all([
+      this.#c.records(model).findOne({ _id: this.#recordId(id) }),
+      this.#c.consumptions.findOne({ _id: this.#consumptionId(model, id) }),
+    ]);
+    const payload = this.#view(model, doc, consumption);
+    return payload === undefined ? undefined : { payload, expiresAt: dateOrUndefined(doc?.expiresAt) };
   }
 
   async findByUid(model: ModelName, uid: string): Promise<Payload | undefined> {
