@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashClientSecret } from '../../src/registration/client-secrets.ts';
+import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
+import { freePort } from '../support/running-server.ts';
+import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+
+/*
+ * Two Castellan nodes on the same FerretDB and Redis (as behind a load balancer: one public
+ * base URL, two ports). Each node caches clients in memory and reads token copies from
+ * Redis (src/storage/client-cache.ts, src/storage/redis/read-copies.ts): a change made on
+ * one node must hold on the other — revocations at once, client changes within the pub/sub
+ * bound.
+ */
+
+/** Client changes reach the other node through Redis pub/sub: well under this. */
+const PUBSUB_BOUND_MS = 1000;
+const REDIRECT = 'http://127.0.0.1:53682/callback';
+
+let a: TestCastellan;
+let b: TestCastellan;
+let issuerA: string;
+let issuerB: string;
+
+beforeAll(async () => {
+  a = await startTestCastellan('mongo+redis', 'two-nodes');
+  // Same stores, same public URL and secrets; only the listening port differs.
+  b = await startTestCastellan('mongo+redis', 'two-nodes', { ...a.env, PORT: String(await freePort()) });
+  issuerA = `${a.running.url}/t/demo`;
+  issuerB = `${b.running.url}/t/demo`;
+});
+
+afterAll(async () => {
+  await b?.stop();
+  await a?.stop();
+});
+
+async function introspect(issuer: string, auth: string, token: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${issuer}/token/introspection`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+async function revoke(issuer: string, auth: string, token: string): Promise<void> {
+  const response = await fetch(`${issuer}/token/revocation`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  expect(response.status).toBe(200);
+}
+
+/** Polls `check` until it holds or `boundMs` passed; returns whether it held. */
+async function within(boundMs: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + boundMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('two nodes on the same stores', () => {
+  it('an opaque token revoked on node A is inactive at node B\'s very next introspection', async () => {
+    const service = basicAuth('demo-service', a.clientSecret);
+    const issued = await postToken(issuerA, { grant_type: 'client_credentials' }, service);
+    expect(issued.status, JSON.stringify(issued.body)).toBe(200);
+    const token = String(issued.body.access_token);
+    // B reads it twice: the second answer comes from B's read copy.
+    expect(await introspect(issuerB, service, token)).toMatchObject({ active: true, client_id: 'demo-service' });
+    expect(await introspect(issuerB, service, token)).toMatchObject({ active: true });
+
+    await revoke(issuerA, service, token);
+    expect(await introspect(issuerB, service, token)).toEqual({ active: false });
+    expect(await introspect(issuerA, service, token)).toEqual({ active: false });
+  });
+
+  it('revoking a refresh token on node A kills its grant\'s access token at node B at once', async () => {
+    const service = basicAuth('demo-service', a.clientSecret);
+    const flow = await runCodeFlow({
+      issuer: issuerA,
+      clientId: 'demo-agent',
+      redirectUri: REDIRECT,
+      scope: 'openid offline_access',
+      login: 'demo',
+      password: a.userPassword,
+      extra: { prompt: 'consent' },
+    });
+    const tokens = await postToken(issuerA, {
+      grant_type: 'authorization_code',
+      client_id: 'demo-agent',
+      code: flow.code,
+      redirect_uri: REDIRECT,
+      code_verifier: flow.verifier,
+    });
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    const accessToken = String(tokens.body.access_token);
+    expect(await introspect(issuerB, service, accessToken)).toMatchObject({ active: true });
+    expect(await introspect(issuerB, service, accessToken)).toMatchObject({ active: true });
+
+    // RFC 7009 §2.1: revoking a refresh token revokes its grant's access tokens too.
+    const revoked = await fetch(`${issuerA}/token/revocation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: String(tokens.body.refresh_token), client_id: 'demo-agent' }).toString(),
+    });
+    expect(revoked.status).toBe(200);
+    expect(await introspect(issuerB, service, accessToken)).toEqual({ active: false });
+  });
+
+  it('a client secret rotated on node A is refused on node B within the pub/sub bound', async () => {
+    const oldAuth = basicAuth('demo-service', a.clientSecret);
+    expect((await postToken(issuerB, { grant_type: 'client_credentials' }, oldAuth)).status).toBe(200); // B has it cached
+
+    const newSecret = 'rotated-secret-for-two-nodes-test-0123456789';
+    const stores = a.running.storage.modelStores('demo');
+    const stored = await stores.durable.find('Client', 'demo-service');
+    expect(stored).toBeDefined();
+    await stores.durable.upsert('Client', 'demo-service', { ...stored, client_secret: hashClientSecret(newSecret) });
+
+    const refused = await within(PUBSUB_BOUND_MS, async () => (await postToken(issuerB, { grant_type: 'client_credentials' }, oldAuth)).status === 401);
+    expect(refused).toBe(true);
+    const fresh = await postToken(issuerB, { grant_type: 'client_credentials' }, basicAuth('demo-service', newSecret));
+    expect(fresh.status).toBe(200);
+
+    // Put the demo secret back for the other tests.
+    await stores.durable.upsert('Client', 'demo-service', { ...stored });
+    expect(await within(PUBSUB_BOUND_MS, async () => (await postToken(issuerB, { grant_type: 'client_credentials' }, oldAuth)).status === 200)).toBe(true);
+  });
+
+  it('a client updated and then deleted through RFC 7592 on node A is seen updated, then refused, on node B', async () => {
+    const registered = await fetch(`${issuerA}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        client_name: 'Two-node agent',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      }),
+    });
+    const created = (await registered.json()) as Record<string, unknown>;
+    expect(registered.status, JSON.stringify(created)).toBe(201);
+    const clientId = String(created.client_id);
+    const auth = basicAuth(clientId, String(created.client_secret));
+    const uriAt = (issuer: string) => `${issuer}/reg/${encodeURIComponent(clientId)}`;
+    const bearer = (token: unknown) => ({ authorization: `Bearer ${String(token)}` });
+
+    expect((await postToken(issuerB, { grant_type: 'client_credentials' }, auth)).status).toBe(200);
+    const readAtB = await fetch(uriAt(issuerB), { headers: bearer(created.registration_access_token) });
+    expect(((await readAtB.json()) as Record<string, unknown>).client_name).toBe('Two-node agent');
+
+    const update = await fetch(uriAt(issuerA), {
+      method: 'PUT',
+      headers: { ...bearer(created.registration_access_token), 'content-type': 'application/json' },
+      body: JSON.stringify({
+        client_id: clientId,
+        client_name: 'Renamed two-node agent',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      }),
+    });
+    const updated = (await update.json()) as Record<string, unknown>;
+    expect(update.status, JSON.stringify(updated)).toBe(200);
+    const renamedAtB = await within(PUBSUB_BOUND_MS, async () => {
+      const read = await fetch(uriAt(issuerB), { headers: bearer(updated.registration_access_token) });
+      return read.status === 200 && ((await read.json()) as Record<string, unknown>).client_name === 'Renamed two-node agent';
+    });
+    expect(renamedAtB).toBe(true);
+
+    const removed = await fetch(uriAt(issuerA), { method: 'DELETE', headers: bearer(updated.registration_access_token) });
+    expect(removed.status).toBe(204);
+    const refusedAtB = await within(PUBSUB_BOUND_MS, async () => {
+      const attempt = await postToken(issuerB, { grant_type: 'client_credentials' }, auth);
+      return attempt.status === 401 && attempt.body.error === 'invalid_client';
+    });
+    expect(refusedAtB).toBe(true);
+  });
+});
