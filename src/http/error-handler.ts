@@ -32,13 +32,13 @@ export function errorHandler(log: Logger, metrics?: CastellanMetrics): Middlewar
       await next();
     } catch (err) {
       const response = toErrorResponse(err, log);
-      metrics?.castellanError(path, response.body.error);
       if (ctx.headerSent || !ctx.writable) {
         // Typically the client broke the connection mid-request: its doing, not ours, so
         // it must not let anyone fill the error log.
         log.debug({ err: err instanceof Error ? err.message : String(err) }, 'error after the response started');
         return;
       }
+      metrics?.castellanError(path, response.body.error);
       ctx.respond = true;
       ctx.status = response.status;
       for (const [name, value] of Object.entries(response.headers)) ctx.set(name, value);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
 import { basicAuth, postToken } from '../support/oauth.ts';
+import { startRedis } from '../support/redis.ts';
 
 const MCP_RESOURCE = 'http://localhost:3001/mcp';
 
@@ -167,5 +168,26 @@ describe('metrics without a configured token', () => {
     // ...while the registry still counts (another server's registry is separate).
     const text = await castellan.running.metrics.render();
     expect(text).toContain('castellan_http_requests_total{method="GET",route="metrics",status="404"} 1');
+  });
+});
+
+describe('readiness follows the stores', () => {
+  it('answers /readyz 503 with JSON when Redis is gone, while /healthz stays 200', async () => {
+    // Its own Redis: the shared one must stay up for every other test.
+    const redis = await startRedis();
+    const env = await testEnvironment('mongo+redis', 'readyz_outage');
+    const castellan = await startTestCastellan('mongo+redis', 'readyz_outage', { ...env, REDIS_URL: redis.url });
+    try {
+      expect((await fetch(`${castellan.baseUrl}/readyz`)).status).toBe(200);
+      await redis.stop();
+      const response = await fetch(`${castellan.baseUrl}/readyz`);
+      expect(response.status).toBe(503);
+      expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await response.json()).toEqual({ status: 'not ready' });
+      expect((await fetch(`${castellan.baseUrl}/healthz`)).status).toBe(200);
+    } finally {
+      await castellan.stop();
+      await redis.stop();
+    }
   });
 });

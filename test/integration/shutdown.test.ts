@@ -1,8 +1,9 @@
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCastellanProcess, type CastellanProcess } from '../support/castellan-process.ts';
-import { testEnvironment } from '../support/castellan.ts';
+import { startTestCastellan, testEnvironment } from '../support/castellan.ts';
 import { basicAuth } from '../support/oauth.ts';
 
 interface SlowUpload {
@@ -118,5 +119,44 @@ describe('graceful shutdown of a real process (FerretDB + Redis)', () => {
     const exit = await castellan.process.exited;
     expect(exit).toEqual({ code: 0, signal: null });
     expect(castellan.process.output()).toContain('still in flight at the end of the drain');
+  });
+});
+
+describe('readiness while draining', () => {
+  it('answers /readyz with 503 as soon as shutdown starts, while a request in flight still completes', async () => {
+    const castellan = await startTestCastellan('memory', 'shutdown_ready');
+    const { host } = new URL(castellan.baseUrl);
+    const body = new URLSearchParams({ grant_type: 'client_credentials', resource: 'http://localhost:3001/mcp', scope: 'notes:read' }).toString();
+    // One raw connection: a token request whose body is held back, and (pipelined behind it,
+    // sent after shutdown began) a GET /readyz. New connections are refused by then.
+    const socket = connect(Number(new URL(castellan.baseUrl).port), '127.0.0.1');
+    socket.setEncoding('utf8');
+    let received = '';
+    const gotContinue = new Promise<void>((resolve) => {
+      socket.on('data', (chunk: string) => {
+        received += chunk;
+        if (received.includes('100 Continue')) resolve();
+      });
+    });
+    const closedSocket = new Promise((resolve) => socket.on('close', resolve));
+    socket.write(
+      `POST /t/demo/token HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/x-www-form-urlencoded\r\n`
+      + `Authorization: ${basicAuth('demo-service', castellan.clientSecret)}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+      + 'Expect: 100-continue\r\n\r\n',
+    );
+    await gotContinue;
+
+    // close() marks the server not ready before anything else.
+    const closing = castellan.running.close({ drainMs: 30_000 });
+    socket.write(`${body}GET /readyz HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    await closing;
+    await closedSocket;
+
+    const responses = received.split(/(?=HTTP\/1\.1 )/).filter((part) => !part.startsWith('HTTP/1.1 100'));
+    expect(responses).toHaveLength(2);
+    expect(responses[0]).toMatch(/^HTTP\/1\.1 200 /);
+    expect(responses[0]).toContain('"token_type":"Bearer"');
+    expect(responses[1]).toMatch(/^HTTP\/1\.1 503 /);
+    expect(responses[1]).toContain('{"status":"not ready"}');
   });
 });
