@@ -4,6 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelName, ModelStore, Payload, RecordStore, StoredRecord } from '../../src/storage/model-store.ts';
 import { createMongoModelStores, type MongoModelStores } from '../../src/storage/mongo/mongo-model-store.ts';
 import { createRedisReadCopies } from '../../src/storage/redis/read-copies.ts';
+import { createMemoryModelStores } from '../../src/storage/memory/memory-model-store.ts';
+import { createAdapterFactory } from '../../src/storage/oidc-adapter.ts';
+import { errors } from 'oidc-provider';
 import { deleteRedisKeys, testServers, uniqueDbName, uniqueRedisPrefix } from '../support/servers.ts';
 
 /*
@@ -267,6 +270,27 @@ describe('Redis read copies of durable records', () => {
     expect(await a.store.consume('RefreshToken', 'rt')).toBe(true);
     expect(typeof (await b.store.find('RefreshToken', 'rt'))?.consumed).toBe('number');
     expect(await b.store.consume('RefreshToken', 'rt')).toBe(false);
+  });
+
+  it('the losers of a refresh-token consume race revoke the grant: copies made before are dead on every node', async () => {
+    const { ns, a, b } = twoNodes();
+    const ephemeral = createMemoryModelStores().forNamespace(ns);
+    const adapterA = createAdapterFactory({ durable: a.store, ephemeral });
+    const adapterB = createAdapterFactory({ durable: b.store, ephemeral });
+    await adapterA('Grant').upsert('g', { jti: 'g', clientId: 'client-1', accountId: 'acct' }, HOUR);
+    await adapterA('RefreshToken').upsert('rt', token('rt', { grantId: 'g' }), HOUR);
+    await adapterA('AccessToken').upsert('at', token('at', { grantId: 'g' }), HOUR);
+    for (const adapter of [adapterA, adapterB]) {
+      expect(await adapter('AccessToken').find('at')).toBeDefined();
+      expect(await adapter('Grant').find('g')).toBeDefined();
+    }
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? adapterA : adapterB)('RefreshToken').consume('rt')));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(errors.InvalidGrant);
+    for (const adapter of [adapterB, adapterA]) {
+      expect(await adapter('AccessToken').find('at')).toBeUndefined();
+      expect(await adapter('Grant').find('g')).toBeUndefined();
+    }
   });
 
   it('models without copies go straight to MongoDB', async () => {
