@@ -169,6 +169,33 @@ describe('client change announcements over Redis pub/sub', () => {
     while (b.cache.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(await storeB.find('Client', 'c1')).toMatchObject({ client_secret: 'new' });
 
+    // The subscription connection dies (a Redis restart, a network cut): B stops caching at
+    // once, and when ioredis has reconnected and resubscribed it starts afresh.
+    const admin = new Redis(testServers().redisUrl);
+    connections.push(admin);
+    const list = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+    const ids = list.split('\n').filter((line) => line.includes(`name=${prefix}:client-changed-subscriber`)).map((line) => /\bid=(\d+)/.exec(line)?.[1]);
+    expect(ids).toHaveLength(2);
+    await admin.client('KILL', 'ID', String(ids[1]));
+    const poll = async (until: () => boolean) => {
+      const end = Date.now() + 5000;
+      while (!until() && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 5));
+      return until();
+    };
+    const deafOne = () => (a.bus.listening() ? b : a);
+    expect(await poll(() => !a.bus.listening() || !b.bus.listening())).toBe(true);
+    const deaf = deafOne();
+    const deafStore = deaf === a ? storeA : storeB;
+    expect(deaf.cache.size).toBe(0);
+    await deafStore.find('Client', 'c1');
+    expect(await poll(() => deaf.bus.listening())).toBe(true);
+    expect(deaf.cache.size).toBe(0); // dropped when listening again
+    await deafStore.find('Client', 'c1');
+    expect(deaf.cache.size).toBe(1);
+    // And it hears announcements again.
+    await storeA.upsert('Client', 'c1', { client_id: 'c1', client_secret: 'newer' });
+    expect(await poll(() => deaf.cache.size === 0)).toBe(true);
+
     await b.bus.close(); // deaf from now on
     expect(b.bus.listening()).toBe(false);
     await storeB.find('Client', 'c1');

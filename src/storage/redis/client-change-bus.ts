@@ -50,7 +50,7 @@ export function createRedisClientChangeBus(redis: RedisClient, options: RedisCli
   // Resubscription is done here, after 'ready', so that "listening" means confirmed.
   const subscriber: RedisClient = redis.isCluster
     ? (redis as Cluster).duplicate([], { lazyConnect: true })
-    : (redis as Redis).duplicate({ lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: null });
+    : (redis as Redis).duplicate({ lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: null, connectionName: `${channel}-subscriber` });
   let listening = false;
   let closed = false;
   let resolveReady: () => void = () => {};
