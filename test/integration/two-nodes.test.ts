@@ -64,6 +64,26 @@ async function within(boundMs: number, check: () => Promise<boolean>): Promise<b
 }
 
 describe('two nodes on the same stores', () => {
+  it('a code issued through node A is redeemed on node B; replayed on A, it revokes what B issued', async () => {
+    const flow = await runCodeFlow({
+      issuer: issuerA, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid offline_access',
+      login: 'demo', password: a.userPassword, extra: { prompt: 'consent' },
+    });
+    const redeem = { grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier };
+    const onB = await postToken(issuerB, redeem);
+    expect(onB.status, JSON.stringify(onB.body)).toBe(200);
+    const rotated = await postToken(issuerB, { grant_type: 'refresh_token', client_id: 'demo-agent', refresh_token: String(onB.body.refresh_token) });
+    expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
+
+    // Single use across nodes: A refuses the code, and the reuse revokes the grant (RFC 9700
+    // §4.5.3), so the pair B rotated to is dead on both nodes.
+    expect((await postToken(issuerA, redeem)).body.error).toBe('invalid_grant');
+    for (const issuer of [issuerA, issuerB]) {
+      const again = await postToken(issuer, { grant_type: 'refresh_token', client_id: 'demo-agent', refresh_token: String(rotated.body.refresh_token) });
+      expect(again.body.error).toBe('invalid_grant');
+    }
+  });
+
   it('an opaque token revoked on node A is inactive at node B\'s very next introspection', async () => {
     const service = basicAuth('demo-service', a.clientSecret);
     const issued = await postToken(issuerA, { grant_type: 'client_credentials' }, service);
