@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey } from 'node:crypto';
+import { createHmac, createPublicKey, type JsonWebKey as NodeJwk } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJwtVerifier, InvalidTokenError, type TokenVerifier } from '../../src/resource-server/index.ts';
@@ -73,7 +73,7 @@ describe('JWT algorithm confusion and header key injection (resource-server kit)
   });
 
   it('refuses HS256 signed with the issuer\'s public key as the HMAC secret (PEM, DER, JWK and modulus)', async () => {
-    const publicKey = createPublicKey({ key: rsaPublicJwk as JsonWebKey & { kty: string }, format: 'jwk' });
+    const publicKey = createPublicKey({ key: { ...rsaPublicJwk } as NodeJwk, format: 'jwk' });
     const secrets: Array<[string, Buffer | string]> = [
       ['SPKI PEM', publicKey.export({ type: 'spki', format: 'pem' })],
       ['PKCS#1 PEM', publicKey.export({ type: 'pkcs1', format: 'pem' })],
