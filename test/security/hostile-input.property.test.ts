@@ -313,7 +313,11 @@ describe(`hostile input at every public endpoint (FerretDB + Redis), except ${DE
           helper: fc.nat({ max: helperCount - 1 }),
           headers,
           query: fc.option(queryString, { nil: undefined }),
-          suffix: endpoint.exact ? fc.constant(undefined) : fc.option(fc.string({ maxLength: 12 }).map((s) => `/${encodeURIComponent(s)}`), { nil: undefined, freq: 8 }),
+          // Mostly the endpoint itself; now and then a random segment below it.
+          suffix: endpoint.exact ? fc.constant(undefined) : fc.oneof(
+            { weight: 7, arbitrary: fc.constant(undefined) },
+            { weight: 1, arbitrary: fc.string({ maxLength: 12 }).map((segment) => `/${encodeURIComponent(segment)}`) },
+          ),
           body,
         });
       });
