@@ -1,15 +1,13 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Secret } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTotpService, type TotpService } from '../../src/accounts/totp-service.ts';
-import { timeStep, totpCodeAt } from '../../src/accounts/totp.ts';
+import type { TotpService } from '../../src/accounts/totp-service.ts';
 import { linkedUserId } from '../../src/interactions/upstream/upstream-accounts.ts';
-import { createLocalKeyWrapper } from '../../src/keys/kms.ts';
 import { createMemoryAuditSink, signInMethodOf, type AuditEvent } from '../../src/observability/audit.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { followAuthorization, locationOf, newBrowser, pkcePair, type Browser } from '../support/oauth.ts';
+import { followAuthorization, locationOf, newBrowser, type Browser } from '../support/oauth.ts';
+import { appFromSecret, codeFrom, enrolDirectly as enrol, openLoginPage, totpServiceOf, upsertNativeClient, wrongCode } from '../support/totp-flow.ts';
 
 /*
  * Audit events of human sign-in on FerretDB + Redis: sign-in success and failure per method
@@ -27,25 +25,6 @@ const UPSTREAM_CLIENT = 'audited-tenant';
 const CLIENT = 'audit-agent';
 const REDIRECT = 'http://127.0.0.1:53910/callback';
 const PASSWORD = 'a long enough password';
-
-interface App { secret: Uint8Array; used: Set<number> }
-
-function codeFrom(app: App): string {
-  for (const delta of [0, 1]) {
-    const step = timeStep(Date.now()) + delta;
-    if (!app.used.has(step)) {
-      app.used.add(step);
-      return totpCodeAt(app.secret, step);
-    }
-  }
-  throw new Error('no unused step in the window');
-}
-
-function wrongCode(app: App): string {
-  const now = timeStep(Date.now());
-  const valid = new Set([-2, -1, 0, 1, 2].map((d) => totpCodeAt(app.secret, now + d)));
-  for (let n = 123_456; ; n += 1) if (!valid.has(String(n))) return String(n);
-}
 
 describe('audit events of sign-in and second factors (FerretDB + Redis)', () => {
   let castellan: TestCastellan;
@@ -67,14 +46,8 @@ describe('audit events of sign-in and second factors (FerretDB + Redis)', () => 
         upstreamIdps: [{ id: 'partner', name: 'Partner', issuer: `${castellan.baseUrl}/t/${UPSTREAM}`, clientId: UPSTREAM_CLIENT }],
       },
     });
-    await storage.modelStores(TENANT).durable.upsert('Client', CLIENT, {
-      client_id: CLIENT, application_type: 'native', token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1/callback'],
-    });
-    totp = createTotpService({
-      accounts: storage.users, wrapper: createLocalKeyWrapper(castellan.env.CASTELLAN_KEY_ENCRYPTION_KEY ?? ''),
-      stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
-    });
+    await upsertNativeClient(castellan, TENANT, CLIENT);
+    totp = totpServiceOf(castellan);
   });
   afterAll(async () => castellan?.stop());
 
@@ -85,28 +58,10 @@ describe('audit events of sign-in and second factors (FerretDB + Redis)', () => 
     return (await castellan.running.storage.users.create({ tenant: TENANT, login, password: PASSWORD })).id;
   }
 
-  async function enrolDirectly(userId: string): Promise<{ app: App; recoveryCodes: string[] }> {
-    const pending = await totp.begin(TENANT, userId);
-    const { secret } = await totp.reveal(TENANT, userId, pending, 'x', 'y');
-    const app: App = { secret: Uint8Array.from(Secret.fromBase32(secret.replaceAll(' ', '')).bytes), used: new Set() };
-    const recoveryCodes = await totp.confirm(TENANT, userId, pending, codeFrom(app));
-    if (!recoveryCodes) throw new Error('enrolment failed');
-    return { app, recoveryCodes };
-  }
+  const enrolDirectly = (userId: string) => enrol(totp, TENANT, userId);
 
   /** A new authorization's login page; returns its URL and the browser. */
-  async function start(): Promise<{ browser: Browser; pageUrl: string }> {
-    const browser = newBrowser();
-    const issuer = `${castellan.baseUrl}/t/${TENANT}`;
-    const query = new URLSearchParams({
-      client_id: CLIENT, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid',
-      code_challenge: pkcePair().challenge, code_challenge_method: 'S256',
-    });
-    const auth = await browser.get(`${issuer}/auth?${query}`);
-    const pageUrl = new URL(auth.headers.get('location') ?? '', issuer).href;
-    expect(await (await browser.get(pageUrl)).text()).toContain('name="password"');
-    return { browser, pageUrl };
-  }
+  const start = (): Promise<{ browser: Browser; pageUrl: string }> => openLoginPage(castellan, { tenant: TENANT, client: CLIENT, redirectUri: REDIRECT });
 
   /** Follows redirects from `url` until the page is not a redirect (the resume ends the interaction). */
   async function follow(browser: Browser, url: string): Promise<void> {
@@ -190,7 +145,7 @@ describe('audit events of sign-in and second factors (FerretDB + Redis)', () => 
 
     const enrolHtml = await (await browser.postForm(url, { action: 'enrol' })).text();
     const secretText = /<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(enrolHtml)?.[1] ?? '';
-    const app: App = { secret: Uint8Array.from(Secret.fromBase32(secretText.replaceAll(' ', '')).bytes), used: new Set() };
+    const app = appFromSecret(secretText);
     expect(events('totp_enabled', userId)).toEqual([]);
     expect((await browser.postForm(url, { action: 'confirm', code: codeFrom(app) })).status).toBe(200);
     expect(events('totp_enabled', userId)).toEqual([expect.objectContaining({ outcome: 'success', by: 'user', userId })]);

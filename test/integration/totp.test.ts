@@ -2,13 +2,14 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
-import { Secret } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTotpService, type TotpService } from '../../src/accounts/totp-service.ts';
+import type { TotpService } from '../../src/accounts/totp-service.ts';
 import { timeStep, totpCodeAt } from '../../src/accounts/totp.ts';
-import { createLocalKeyWrapper } from '../../src/keys/kms.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
+import { newBrowser, postToken } from '../support/oauth.ts';
+import {
+  appFromSecret, codeFrom, enrolDirectly as enrol, openLoginPage, totpServiceOf, upsertNativeClient, wrongCode, type LoginPage, type TotpApp as App,
+} from '../support/totp-flow.ts';
 
 /*
  * TOTP second factor (RFC 6238) at the HTTP level on FerretDB + Redis: enrolment inside the
@@ -23,29 +24,7 @@ const CLIENT = 'totp-agent';
 const REDIRECT = 'http://127.0.0.1:53900/callback';
 const PASSWORD = 'a long enough password';
 
-interface Started { browser: Browser; pageUrl: string; verifier: string; issuer: string }
-
-/** A user's authenticator app: the secret read off the page, and the steps already used. */
-interface App { secret: Uint8Array; used: Set<number> }
-
-/** The code of the current step, or of the next one (clock drift) if the current one was used. */
-function codeFrom(app: App): string {
-  for (const delta of [0, 1]) {
-    const step = timeStep(Date.now()) + delta;
-    if (!app.used.has(step)) {
-      app.used.add(step);
-      return totpCodeAt(app.secret, step);
-    }
-  }
-  throw new Error('no unused step in the window; the test is too fast for 30-second steps');
-}
-
-/** A 6-digit code that is none of the window's codes. */
-function wrongCode(app: App): string {
-  const now = timeStep(Date.now());
-  const valid = new Set([-2, -1, 0, 1, 2].map((d) => totpCodeAt(app.secret, now + d)));
-  for (let n = 123_456; ; n += 1) if (!valid.has(String(n))) return String(n);
-}
+type Started = LoginPage;
 
 describe('TOTP second factor (FerretDB + Redis)', () => {
   let castellan: TestCastellan;
@@ -56,48 +35,23 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
     const { storage } = castellan.running;
     for (const [id, mode] of [['secure', 'required'], ['plain', 'off'], ['optional', 'optional']] as const) {
       await storage.tenants.create({ id, displayName: `${id[0]?.toUpperCase()}${id.slice(1)} Corp`, settings: { mfa: { totp: mode } } });
-      await storage.modelStores(id).durable.upsert('Client', CLIENT, {
-        client_id: CLIENT, application_type: 'native', token_endpoint_auth_method: 'none',
-        grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1/callback'],
-      });
+      await upsertNativeClient(castellan, id, CLIENT);
     }
     // The same factor service the server uses (same KEK and stores), to enrol users directly.
-    totp = createTotpService({
-      accounts: storage.users, wrapper: createLocalKeyWrapper(castellan.env.CASTELLAN_KEY_ENCRYPTION_KEY ?? ''),
-      stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
-    });
+    totp = totpServiceOf(castellan);
   });
   afterAll(async () => castellan?.stop());
-
-  const issuerOf = (tenant: string) => `${castellan.baseUrl}/t/${tenant}`;
 
   async function createUser(tenant: string, login: string): Promise<string> {
     return (await castellan.running.storage.users.create({ tenant, login, password: PASSWORD })).id;
   }
 
   /** Enrols a user through the service, as self-service would; returns their app. */
-  async function enrolDirectly(tenant: string, userId: string): Promise<{ app: App; recoveryCodes: string[] }> {
-    const pending = await totp.begin(tenant, userId);
-    const { secret } = await totp.reveal(tenant, userId, pending, 'x', 'y');
-    const app: App = { secret: Uint8Array.from(Secret.fromBase32(secret.replaceAll(' ', '')).bytes), used: new Set() };
-    const recoveryCodes = await totp.confirm(tenant, userId, pending, codeFrom(app));
-    if (!recoveryCodes) throw new Error('enrolment failed');
-    return { app, recoveryCodes };
-  }
+  const enrolDirectly = (tenant: string, userId: string) => enrol(totp, tenant, userId);
 
   /** /auth → the login page of a new interaction. */
-  async function start(tenant: string, browser = newBrowser()): Promise<Started> {
-    const issuer = issuerOf(tenant);
-    const { verifier, challenge } = pkcePair();
-    const query = new URLSearchParams({
-      client_id: CLIENT, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 's1',
-      code_challenge: challenge, code_challenge_method: 'S256',
-    });
-    const auth = await browser.get(`${issuer}/auth?${query}`);
-    const pageUrl = new URL(auth.headers.get('location') ?? '', issuer).href;
-    expect(await (await browser.get(pageUrl)).text()).toContain('name="password"');
-    return { browser, pageUrl, verifier, issuer };
-  }
+  const start = (tenant: string, browser = newBrowser()): Promise<Started> =>
+    openLoginPage(castellan, { tenant, client: CLIENT, redirectUri: REDIRECT, state: 's1', browser });
 
   /** Posts the password; returns where the server sends the browser next. */
   async function signIn(s: Started, login: string, password = PASSWORD): Promise<string> {
@@ -158,7 +112,7 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
     // Nothing is stored before the first code is right.
     expect((await castellan.running.storage.users.findById('secure', userId))?.totp).toBeUndefined();
 
-    const app: App = { secret: Uint8Array.from(Secret.fromBase32(secretText.replaceAll(' ', '')).bytes), used: new Set() };
+    const app = appFromSecret(secretText);
     const wrong = await postCode(s, 'totp-enrol', wrongCode(app));
     expect(wrong.status).toBe(400);
     expect(wrong.html).toContain('That code is not right');
@@ -346,10 +300,7 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
 
   describe('the account security page (/t/<tenant>/account/security)', () => {
     const securityUrl = (tenant: string) => `${castellan.baseUrl}/t/${tenant}/account/security`;
-    const appFrom = (html: string): App => {
-      const text = /<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(html)?.[1] ?? '';
-      return { secret: Uint8Array.from(Secret.fromBase32(text.replaceAll(' ', '')).bytes), used: new Set() };
-    };
+    const appFrom = (html: string): App => appFromSecret(/<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(html)?.[1] ?? '');
 
     it('turns TOTP on with a fresh password, then needs the code too; new recovery codes replace the old; turns off', async () => {
       const userId = await createUser('optional', 'sam');
