@@ -1,10 +1,11 @@
 import { Secret, TOTP } from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { accessibilityProblems, collectConsoleErrors } from '../support/accessibility.ts';
-import { launchBrowser, screenshot } from '../support/browser.ts';
+import { accessibilityProblems } from '../support/accessibility.ts';
+import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair } from '../support/oauth.ts';
+import { upsertNativeClient } from '../support/totp-flow.ts';
 
 /*
  * The account security page as a person finds and uses it, in headless Chromium against
@@ -26,14 +27,8 @@ describe('the account security page in the browser (FerretDB + Redis)', () => {
   const contexts: BrowserContext[] = [];
   const consoleErrors: string[] = [];
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    context.setDefaultTimeout(5_000);
-    const page = await context.newPage();
-    collectConsoleErrors(page, consoleErrors);
-    return page;
-  }
+  /** A fresh browser session (its own cookies), its console watched. */
+  const newPage = (): Promise<Page> => newWatchedPage(browser, contexts, consoleErrors);
 
   /** A screenshot and the axe check of the page as it is now. */
   async function check(page: Page, name: string): Promise<void> {
@@ -58,18 +53,12 @@ describe('the account security page in the browser (FerretDB + Redis)', () => {
     const { storage } = castellan.running;
     await storage.tenants.create({ id: TENANT, displayName: 'Acme Accounts', settings: { displayName: 'Acme Accounts', mfa: { totp: 'optional' } } });
     await storage.tenants.create({ id: 'no-totp', displayName: 'Plain', settings: { mfa: { totp: 'off' } } });
-    for (const tenant of [TENANT, 'no-totp']) {
-      await storage.modelStores(tenant).durable.upsert('Client', CLIENT, {
-        client_id: CLIENT, client_name: 'Account test agent', application_type: 'native', token_endpoint_auth_method: 'none',
-        grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1/callback'],
-      });
-    }
+    for (const tenant of [TENANT, 'no-totp']) await upsertNativeClient(castellan, tenant, CLIENT, { client_name: 'Account test agent' });
     await storage.users.create({ tenant: TENANT, login: 'bea', password: PASSWORD });
   });
 
   afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
-    expect(consoleErrors.splice(0)).toEqual([]);
+    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
   });
 
   afterAll(async () => {

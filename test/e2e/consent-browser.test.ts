@@ -3,7 +3,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
+import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 
@@ -46,8 +46,7 @@ describe('the consent page in a browser (Chromium, FerretDB + Redis)', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
-    expect(consoleErrors.splice(0)).toEqual([]);
+    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
   });
 
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
+import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { basicAuth, pkcePair, postToken } from '../support/oauth.ts';
 
@@ -117,8 +117,7 @@ describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
-    expect(consoleErrors.splice(0)).toEqual([]);
+    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
   });
 
   afterAll(async () => {

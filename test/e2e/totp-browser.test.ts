@@ -2,9 +2,10 @@ import { Secret, TOTP } from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
+import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
+import { upsertNativeClient } from '../support/totp-flow.ts';
 
 /*
  * Two-step verification as a person meets it, in headless Chromium against Castellan on
@@ -69,16 +70,12 @@ describe('TOTP in the browser (FerretDB + Redis)', () => {
     ]);
     const { storage } = castellan.running;
     await storage.tenants.create({ id: TENANT, displayName: 'Acme Secure', settings: { displayName: 'Acme Secure', mfa: { totp: 'required' } } });
-    await storage.modelStores(TENANT).durable.upsert('Client', CLIENT, {
-      client_id: CLIENT, client_name: 'TOTP test agent', application_type: 'native', token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1/callback'],
-    });
+    await upsertNativeClient(castellan, TENANT, CLIENT, { client_name: 'TOTP test agent' });
     await storage.users.create({ tenant: TENANT, login: 'alice', password: PASSWORD });
   });
 
   afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
-    expect(consoleErrors.splice(0)).toEqual([]);
+    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
   });
 
   afterAll(async () => {

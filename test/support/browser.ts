@@ -127,6 +127,16 @@ export async function newWatchedPage(
   return page;
 }
 
+/**
+ * After each test of newWatchedPage's pages: closes the sessions in `contexts` and returns
+ * the console errors collected meanwhile, emptying `consoleErrors` for the next test (which
+ * expects them to be none: `expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([])`).
+ */
+export async function closeWatchedPages(contexts: BrowserContext[], consoleErrors: string[]): Promise<string[]> {
+  await Promise.all(contexts.splice(0).map((context) => context.close()));
+  return consoleErrors.splice(0);
+}
+
 /** The client's web site in a browser test (see startTestClientSite). */
 export interface TestClientSite {
   /** http://127.0.0.1:<port> */
