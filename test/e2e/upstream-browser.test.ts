@@ -4,10 +4,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
+import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 import { freePort } from '../support/running-server.ts';
+import { createUpstreamIdp } from '../support/upstream-idp.ts';
 
 /*
  * "Sign in with <IdP>" as a person meets it, in headless Chromium (Debian's package driven by
@@ -64,19 +65,7 @@ describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () =>
       launchBrowser((line) => process.stderr.write(`[chromium] ${line}\n`)),
     ]);
     const { storage } = castellan.running;
-    upstreamIssuer = `${castellan.baseUrl}/t/upstream`;
-    const secret = randomBytes(24).toString('base64url');
-    process.env[SECRET_ENV] = secret;
-    await storage.tenants.create({ id: 'upstream', displayName: 'Partner IdP', settings: { displayName: 'Partner IdP' } });
-    await storage.modelStores('upstream').durable.upsert('Client', UPSTREAM_CLIENT, {
-      client_id: UPSTREAM_CLIENT,
-      client_secret: secret,
-      client_name: 'Castellan demo',
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      redirect_uris: [`${castellan.issuer}/upstream/callback`],
-      token_endpoint_auth_method: 'client_secret_basic',
-    });
+    upstreamIssuer = (await createUpstreamIdp(castellan, UPSTREAM_CLIENT, SECRET_ENV)).issuer;
     aliceId = (await storage.users.create({
       tenant: 'upstream', login: 'alice', password: PASSWORD,
       claims: { name: 'Alice Upstream', email: 'alice@partner.example', email_verified: true },
@@ -94,8 +83,7 @@ describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () =>
   });
 
   afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((context) => context.close()));
-    expect(consoleErrors.splice(0)).toEqual([]);
+    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
   });
 
   afterAll(async () => {

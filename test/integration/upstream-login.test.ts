@@ -6,6 +6,7 @@ import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { freePort } from '../support/running-server.ts';
 import { followAuthorization, locationOf, newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
+import { createUpstreamIdp } from '../support/upstream-idp.ts';
 
 /*
  * "Sign in with <IdP>" over HTTP on FerretDB + Redis, with real OpenID Connect on both
@@ -142,22 +143,12 @@ describe('"Sign in with <IdP>": upstream OpenID Connect login per tenant (Ferret
     castellan = await startTestCastellan('mongo+redis', 'upstream_login');
     rogue = await startRogueIdp();
     const { storage } = castellan.running;
-    upstreamIssuer = `${castellan.baseUrl}/t/upstream`;
     callbackUri = `${castellan.issuer}/upstream/callback`;
-    const secret = randomBytes(24).toString('base64url');
-    process.env[SECRET_ENV] = secret;
 
     // The upstream IdP: a tenant of its own with a confidential client for the demo tenant.
-    expect(await storage.tenants.create({ id: 'upstream', displayName: 'Partner IdP', settings: { displayName: 'Partner IdP' } })).toBe(true);
-    await storage.modelStores('upstream').durable.upsert('Client', UPSTREAM_CLIENT, {
-      client_id: UPSTREAM_CLIENT,
-      client_secret: secret,
-      client_name: 'Castellan demo',
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      redirect_uris: [callbackUri],
-      token_endpoint_auth_method: 'client_secret_basic',
-    });
+    const upstream = await createUpstreamIdp(castellan, UPSTREAM_CLIENT, SECRET_ENV);
+    expect(upstream.created).toBe(true);
+    upstreamIssuer = upstream.issuer;
     for (const [login, person] of Object.entries(people)) {
       const user = await storage.users.create({
         tenant: 'upstream', login, password: person.password,
