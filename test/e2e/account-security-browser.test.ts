@@ -1,8 +1,9 @@
 import { Secret, TOTP } from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
+import { closeAfterBrowserTests } from '../support/browser-hooks.ts';
+import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair } from '../support/oauth.ts';
 import { upsertNativeClient } from '../support/totp-flow.ts';
@@ -57,14 +58,7 @@ describe('the account security page in the browser (FerretDB + Redis)', () => {
     await storage.users.create({ tenant: TENANT, login: 'bea', password: PASSWORD });
   });
 
-  afterEach(async () => {
-    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await castellan?.stop();
-  });
+  closeAfterBrowserTests(contexts, consoleErrors, () => [browser, castellan]);
 
   const authorizeUrl = (tenant: string) => `${castellan.baseUrl}/t/${tenant}/auth?${new URLSearchParams({
     client_id: CLIENT, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'st',

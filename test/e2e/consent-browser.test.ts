@@ -1,9 +1,10 @@
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
+import { closeAfterBrowserTests } from '../support/browser-hooks.ts';
+import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 
@@ -45,14 +46,7 @@ describe('the consent page in a browser (Chromium, FerretDB + Redis)', () => {
     castellan.running.tenants.invalidate('demo');
   });
 
-  afterEach(async () => {
-    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await castellan?.stop();
-  });
+  closeAfterBrowserTests(contexts, consoleErrors, () => [browser, castellan]);
 
   /** A fresh browser session; the logo host and the client's redirect_uri are answered in the browser (no network). */
   async function newPage(): Promise<Page> {

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
+import { closeAfterBrowserTests } from '../support/browser-hooks.ts';
+import { launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { basicAuth, pkcePair, postToken } from '../support/oauth.ts';
 
@@ -116,15 +117,7 @@ describe('the human sign-in in a browser (Chromium, FerretDB + Redis)', () => {
     castellan.running.tenants.invalidate('demo');
   });
 
-  afterEach(async () => {
-    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await castellan?.stop();
-    await client?.close();
-  });
+  closeAfterBrowserTests(contexts, consoleErrors, () => [browser, castellan, client]);
 
   it('takes the public client from login and consent to a code the client redeems', async () => {
     const request = authorization(AGENT, { scope: 'openid profile email offline_access', prompt: 'consent' });

@@ -1,8 +1,9 @@
 import { Secret, TOTP } from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
+import { closeAfterBrowserTests } from '../support/browser-hooks.ts';
+import { launchBrowser, newWatchedPage, screenshot } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 import { upsertNativeClient } from '../support/totp-flow.ts';
@@ -74,14 +75,7 @@ describe('TOTP in the browser (FerretDB + Redis)', () => {
     await storage.users.create({ tenant: TENANT, login: 'alice', password: PASSWORD });
   });
 
-  afterEach(async () => {
-    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await castellan?.stop();
-  });
+  closeAfterBrowserTests(contexts, consoleErrors, () => [browser, castellan]);
 
   it('enrols with the secret read off the page, then signs in with a code from the app', async () => {
     const page = await newPage();

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { accessibilityProblems } from '../support/accessibility.ts';
-import { closeWatchedPages, launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
+import { closeAfterBrowserTests } from '../support/browser-hooks.ts';
+import { launchBrowser, newWatchedPage, screenshot, startTestClientSite, type TestClientSite } from '../support/browser.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { pkcePair, postToken } from '../support/oauth.ts';
 import { freePort } from '../support/running-server.ts';
@@ -82,15 +83,9 @@ describe('"Sign in with <IdP>" in a browser (Chromium, FerretDB + Redis)', () =>
     castellan.running.tenants.invalidate('demo');
   });
 
-  afterEach(async () => {
-    expect(await closeWatchedPages(contexts, consoleErrors)).toEqual([]);
-  });
-
-  afterAll(async () => {
+  closeAfterBrowserTests(contexts, consoleErrors, () => [browser, castellan, client]);
+  afterAll(() => {
     delete process.env[SECRET_ENV];
-    await browser?.close();
-    await castellan?.stop();
-    await client?.close();
   });
 
   it('signs in with the upstream IdP: button, upstream login and consent, back, consent, code, tokens for the linked user', async () => {
