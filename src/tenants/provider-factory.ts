@@ -1,4 +1,4 @@
-import Provider, { errors, type Account, type AdapterFactory, type Configuration, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Account, type AdapterFactory, type Configuration, type CookiesSetOptions, type JWKS, type KoaContextWithOIDC } from 'oidc-provider';
 import { scopeDescription } from '../interactions/consent-step.ts';
 import { renderDeviceCodeEntry, renderDeviceConfirm, renderDeviceSuccess } from '../interactions/device-pages.ts';
 import { renderLoggedOutPage, renderLogoutPage } from '../interactions/logout-pages.ts';
@@ -68,6 +68,7 @@ const CLAIMS_BY_SCOPE = {
 export function providerConfiguration(input: TenantProviderInput): Configuration {
   const { settings, policy, tenantId } = input;
   const look = pageLook(tenantId, settings);
+  const sessionCookie = { signed: true, httpOnly: true, sameSite: 'lax', path: `/t/${tenantId}` } as const;
 
   const cimdInput = { tenantId, settings: settings.clientIdMetadataDocuments, allowedScopes: registrableScopes(settings) };
 
@@ -82,7 +83,7 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       keys: input.cookieKeys,
       // Tenants share a host: each tenant's cookies stay under its own path, so one tenant's
       // session never overwrites (or is sent to) another's.
-      long: { signed: true, httpOnly: true, sameSite: 'lax', path: `/t/${tenantId}` },
+      long: sessionCookie,
       short: { signed: true, httpOnly: true, sameSite: 'lax', path: `/t/${tenantId}` },
     },
     // OAuth 2.1: the code flow only (no implicit, no hybrid).
@@ -165,7 +166,10 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
         enabled: settings.deviceFlow.enabled,
         charset: 'base-20',
         mask: '****-****',
-        userCodeInputSource: async (ctx, form, _out, err) => renderDeviceCodeEntry(ctx, look, form, err),
+        userCodeInputSource: async (ctx, form, _out, err) => {
+          await keepDeviceSession(ctx, settings.ttl.session, sessionCookie);
+          renderDeviceCodeEntry(ctx, look, form, err);
+        },
         userCodeConfirmSource: async (ctx, form, client, deviceInfo, userCode) => renderDeviceConfirm(ctx, look, form, {
           clientName: client.clientName ?? client.clientId,
           userCode,
@@ -217,6 +221,20 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
 function renderStillSignedInPage(ctx: KoaContextWithOIDC, look: PageLook, signedOutOf: string | undefined): void {
   renderPage(ctx, look, 'Still signed in', `<h1>Still signed in</h1>
 ${signedOutOf ? `<p>You are signed out of ${escapeHtml(signedOutOf)}.</p>` : ''}<p>You are still signed in to ${escapeHtml(look.name)}.</p>`);
+}
+
+/**
+ * oidc-provider redraws the device code form after an error (a wrong code, GET /device/<x>)
+ * with a fresh xsrf secret in the session. For a browser that brought no session cookie
+ * (cookies blocked, a scripted post, a forged cookie) that session was never saved, and the
+ * provider's later persist() throws a TypeError: a 500. Save it now and hand the browser its
+ * cookie, so the redrawn form works.
+ */
+async function keepDeviceSession(ctx: KoaContextWithOIDC, ttl: number, cookie: CookiesSetOptions): Promise<void> {
+  const session = ctx.oidc.session;
+  if (!session || typeof session.exp === 'number') return;
+  await session.save(ttl);
+  ctx.oidc.cookies.set(ctx.oidc.provider.cookieName('session'), session.jti, cookie);
 }
 
 function longestAccessTokenTtl(settings: TenantSettings): number {

@@ -71,4 +71,27 @@ describe('CSRF on the device verification forms (FerretDB + Redis)', () => {
     expect(forged.headers.get('location')).toBeNull();
     expect(await poll(deviceCode)).toMatchObject({ error: 'authorization_pending' });
   });
+
+  // A browser without a session cookie (cookies blocked, a scripted post, a forged cookie):
+  // oidc-provider's redrawn form used to trip its own session check (a 500).
+  it('answers a code entry or a resume without any session with the page again, never a 500', async () => {
+    const { user_code: userCode } = await startDevice();
+    for (const cookie of [undefined, '_session=forged; _session.sig=forged']) {
+      const headers = { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) };
+      const entry = await fetch(`${castellan.issuer}/device`, { method: 'POST', headers, body: new URLSearchParams({ user_code: userCode, xsrf: 'x' }) });
+      expect(entry.status).toBe(400);
+      expect(entry.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await entry.text()).toContain('Connect a device');
+      for (const path of ['/device/anything', '/device/auth', '/device/confirm']) {
+        const resume = await fetch(`${castellan.issuer}${path}`, { headers: cookie ? { cookie } : {} });
+        expect(resume.status, path).toBeLessThan(500);
+        expect(resume.status, path).toBeGreaterThanOrEqual(400);
+      }
+    }
+    // The redrawn form came with a session: a browser that keeps cookies can go on from it.
+    const browser = newBrowser();
+    const redrawn = await browser.postForm(`${castellan.issuer}/device`, { user_code: 'WRONG-CODE' });
+    expect(redrawn.status).toBe(400);
+    expect(redrawn.headers.getSetCookie().some((line) => line.startsWith('_session='))).toBe(true);
+  });
 });

@@ -216,35 +216,20 @@ interface Endpoint {
   methods: readonly string[];
   /** Headers every request here may carry to get past the first gate. */
   helpers?: () => Record<string, string>[];
-  /** No random path segment appended (see DEVICE_SESSION_FINDING). */
-  exact?: boolean;
   /**
    * A page for people by design (oidc-provider's device code entry and confirmation): its
    * errors are the page again, whatever the Accept header says. Elsewhere an HTML error is
    * only right when the caller put HTML first in Accept.
    */
   htmlPage?: boolean;
-  /** Headers sent whatever the fuzzed ones say (see DEVICE_SESSION_FINDING). */
-  pinned?: () => Record<string, string>;
 }
 
-/**
- * Finding, left out of the run (test/security/README.md, "Findings"): without a persisted
- * oidc-provider session, any error at POST /t/<tenant>/device (code entry) or at a GET of
- * /t/<tenant>/device/<anything> (the device_resume route, which also catches GET /device/auth
- * and GET /device/confirm) answers 500 text/plain. oidc-provider's error handler for these
- * routes renders the code entry form, which sets the session's xsrf state after the session
- * middleware has finished, and its ensureSessionSave then throws "persist can only be called
- * on previously persisted Sessions". The fix belongs around the provider (a provider.use
- * middleware in src/tenants/provider-factory.ts), outside src/http. So these requests here
- * always carry a real device session cookie, and GET /device/<x> is not sent.
- */
-const DEVICE_SESSION_FINDING = 'device code entry without a session';
 
 const tenant = (rest: string) => () => `/t/demo${rest}`;
 const interaction = (rest: string) => () => `/t/demo/interaction/${live.uid}${rest}`;
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'] as const;
 const withInteractionCookie = (): Record<string, string>[] => [{}, { cookie: live.cookie }];
+const withDeviceSession = (): Record<string, string>[] => [{}, { cookie: deviceCookie }];
 const withClientAuth = (): Record<string, string>[] => [{}, { authorization: basicAuth('demo-service', castellan.clientSecret) }];
 
 const GROUPS: Record<string, Endpoint[]> = {
@@ -253,8 +238,9 @@ const GROUPS: Record<string, Endpoint[]> = {
     { path: tenant('/token/introspection'), methods: ['POST', 'GET'], helpers: withClientAuth },
     { path: tenant('/token/revocation'), methods: ['POST', 'GET'], helpers: withClientAuth },
     { path: tenant('/request'), methods: ['POST', 'GET'], helpers: withClientAuth },
-    // GET /device/auth is the device_resume route: DEVICE_SESSION_FINDING.
-    { path: tenant('/device/auth'), methods: ['POST', 'POST', 'OPTIONS'], helpers: withClientAuth, exact: true },
+    { path: tenant('/device/auth'), methods: ['POST', 'POST', 'OPTIONS'], helpers: withClientAuth },
+    // GET below /device is oidc-provider's device resume route: a page for people.
+    { path: tenant('/device/auth'), methods: ['GET'], htmlPage: true, helpers: withDeviceSession },
   ],
   'registration and the client configuration endpoint': [
     { path: tenant('/reg'), methods: ['POST', 'POST', 'GET', 'PUT', 'OPTIONS'] },
@@ -267,10 +253,9 @@ const GROUPS: Record<string, Endpoint[]> = {
   ],
   'authorization, device verification, end session, userinfo': [
     { path: tenant('/auth'), methods: ['GET', 'GET', 'POST', 'HEAD'] },
-    // A suffix on /device, or GET /device/confirm, is the device_resume route: DEVICE_SESSION_FINDING.
-    { path: tenant('/device'), methods: ['GET'], exact: true, htmlPage: true },
-    { path: tenant('/device'), methods: ['POST'], exact: true, htmlPage: true, pinned: () => ({ cookie: deviceCookie }) },
-    { path: tenant('/device/confirm'), methods: ['POST'], exact: true, htmlPage: true, pinned: () => ({ cookie: deviceCookie }) },
+    // With and without a device session: a browser without one used to meet a 500 (see test/security/README.md).
+    { path: tenant('/device'), methods: ['GET', 'POST'], htmlPage: true, helpers: withDeviceSession },
+    { path: tenant('/device/confirm'), methods: ['POST', 'GET'], htmlPage: true, helpers: withDeviceSession },
     { path: tenant('/session/end'), methods: ['GET', 'POST'] },
     { path: tenant('/session/end/confirm'), methods: ['POST', 'GET'] },
     { path: tenant('/me'), methods: ['GET', 'POST', 'OPTIONS'] },
@@ -300,7 +285,7 @@ const GROUPS: Record<string, Endpoint[]> = {
   ],
 };
 
-describe(`hostile input at every public endpoint (FerretDB + Redis), except ${DEVICE_SESSION_FINDING}`, () => {
+describe('hostile input at every public endpoint (FerretDB + Redis)', () => {
   for (const [group, endpoints] of Object.entries(GROUPS)) {
     it(`${group}: never a 5xx or a stack; errors are OAuth JSON unless HTML was asked for`, async () => {
       const endpointIndex = fc.nat({ max: endpoints.length - 1 });
@@ -314,7 +299,7 @@ describe(`hostile input at every public endpoint (FerretDB + Redis), except ${DE
           headers,
           query: fc.option(queryString, { nil: undefined }),
           // Mostly the endpoint itself; now and then a random segment below it.
-          suffix: endpoint.exact ? fc.constant(undefined) : fc.oneof(
+          suffix: fc.oneof(
             { weight: 7, arbitrary: fc.constant(undefined) },
             { weight: 1, arbitrary: fc.string({ maxLength: 12 }).map((segment) => `/${encodeURIComponent(segment)}`) },
           ),
@@ -324,7 +309,7 @@ describe(`hostile input at every public endpoint (FerretDB + Redis), except ${DE
       await check(fc.asyncProperty(request, async (r) => {
         const endpoint = endpoints[r.index] as Endpoint;
         const gate = endpoint.helpers?.()[r.helper] ?? {};
-        const sent: Record<string, string> = { ...gate, ...r.headers, ...endpoint.pinned?.() };
+        const sent: Record<string, string> = { ...gate, ...r.headers };
         const hasBody = r.method !== 'GET' && r.method !== 'HEAD' && r.body.bytes !== undefined;
         if (hasBody && r.body.type) sent['content-type'] = r.body.type;
         const path = `${endpoint.path()}${r.suffix ?? ''}${r.query ? `?${r.query}` : ''}`;
