@@ -86,6 +86,9 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       long: sessionCookie,
       short: { signed: true, httpOnly: true, sameSite: 'lax', path: `/t/${tenantId}` },
     },
+    // RFC 7519 §4.1.4-5 "some small leeway": client assertions (and hints) from clocks up to a
+    // minute off are accepted; used jtis are kept that much longer too (oidc-provider).
+    clockTolerance: 60,
     // OAuth 2.1: the code flow only (no implicit, no hybrid).
     responseTypes: ['code'],
     scopes: [...OIDC_SCOPES, ...settings.scopes],
