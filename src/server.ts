@@ -10,7 +10,9 @@ import { createTotpService, type TotpService } from './accounts/totp-service.ts'
 import { createApp } from './http/app.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
-import { createLogAuditSink, type AuditSink } from './observability/audit.ts';
+import { composeAuditSinks, createLogAuditSink, type AuditSink } from './observability/audit.ts';
+import { createAuditChain, createAuditChainSink } from './observability/audit-chain.ts';
+import { openMongoAuditEvents, type AuditEventStore } from './observability/audit-events.mongo.ts';
 import { createMetrics, type CastellanMetrics } from './observability/metrics.ts';
 import type { PolicyHooks } from './policy/hooks.ts';
 import { loadPolicyHooks } from './policy/load-policy.ts';
@@ -64,7 +66,10 @@ async function createConfiguredTenants(settings: Settings, storage: Storage, log
 }
 
 export interface StartOptions {
-  /** Where audit events go; by default one structured log line each. */
+  /**
+   * Where audit events go besides the MongoDB audit chain (which records them whenever
+   * MongoDB is configured); by default one structured log line each.
+   */
   audit?: AuditSink;
   /** Metrics registry of this server; a new one by default. */
   metrics?: CastellanMetrics;
@@ -79,6 +84,8 @@ export interface CastellanCore {
   /** TOTP second factors; secrets sealed under the KEK. */
   totp: TotpService;
   audit: AuditSink;
+  /** The tenants' hash-chained audit events (MongoDB only), for `audit verify`. */
+  auditEvents: AuditEventStore | undefined;
   close(): Promise<void>;
 }
 
@@ -90,12 +97,25 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
     log.warn('no CASTELLAN_KEY_ENCRYPTION_KEY configured: generated a throw-away one for this in-memory run');
   }
   const policy = await loadPolicyHooks(settings.policyModule);
-  const audit = options.audit ?? createLogAuditSink(log);
   const opened = await openStorage(settings, log);
+  // With MongoDB every event is also appended to its tenant's hash chain (audit-chain.ts).
+  const auditEvents = await openMongoAuditEvents(settings).catch(async (err: unknown) => {
+    await opened.close();
+    throw err;
+  });
+  const auditChain = auditEvents && createAuditChain(auditEvents.store);
+  const otherSink = options.audit ?? createLogAuditSink(log);
+  const audit = auditChain ? composeAuditSinks(createAuditChainSink(auditChain, log), otherSink) : otherSink;
+  const closeAudit = async (): Promise<void> => {
+    await auditChain?.drain();
+    await auditEvents?.close();
+  };
   // Every model store operation timed (castellan_store_operation_duration_seconds).
   const backends = opened.kind === 'memory' ? { durable: 'memory', ephemeral: 'memory' } : { durable: 'mongodb', ephemeral: opened.kind === 'mongo+redis' ? 'redis' : 'mongodb' };
   const { metrics } = options;
-  const storage: Storage = metrics ? { ...opened, modelStores: (tenant) => metrics.instrumentModelStores(opened.modelStores(tenant), backends) } : opened;
+  const instrumented: Storage = metrics ? { ...opened, modelStores: (tenant) => metrics.instrumentModelStores(opened.modelStores(tenant), backends) } : opened;
+  // Closing the storage drains the audit appends in flight and closes their connection first.
+  const storage: Storage = { ...instrumented, close: async () => { await closeAudit(); await instrumented.close(); } };
   try {
     const keyring = createKeyring({ store: storage.signingKeys, wrapper: createLocalKeyWrapper(kek) });
     const cookieSecret = settings.cookieSecret ?? kek;
@@ -120,7 +140,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
     const totp = createTotpService({
       accounts: storage.users, wrapper: createLocalKeyWrapper(kek), stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
     });
-    return { storage, keyring, tenants, policy, totp, audit, close: () => storage.close() };
+    return { storage, keyring, tenants, policy, totp, audit, auditEvents: auditEvents?.store, close: () => storage.close() };
   } catch (err) {
     await storage.close();
     throw err;

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadSettings, SettingsError, type Settings } from '../config/settings.ts';
 import { totpEvent } from '../observability/audit.ts';
+import { verifyAuditEvents } from '../observability/audit-chain.ts';
 import { createLogger } from '../observability/logger.ts';
 import { openCore, type CastellanCore } from '../server.ts';
 
@@ -17,6 +18,10 @@ commands:
       Removes the user's two-step verification (TOTP) and its recovery codes, e.g. after
       a lost phone. The next sign-in asks for the password only, or, where the tenant
       requires TOTP, sets it up again.
+  audit verify <tenant>
+      Walks the tenant's hash-chained audit events and prints "ok: N events, head <hash>",
+      or the first edited, deleted or misplaced event (exit code 1). Keep the printed head
+      somewhere else: deleting the newest events is only detectable against it.
 
 Settings come from the same environment as the server (MONGODB_URL, REDIS_URL,
 CASTELLAN_KEY_ENCRYPTION_KEY, ...): the CLI must use the server's stores.`;
@@ -39,6 +44,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!values.help && command === 'user' && positionals[1] === 'totp-reset' && positionals[2] && positionals[3]) {
     return resetTotp(positionals[2], positionals[3]);
+  }
+  if (!values.help && command === 'audit' && positionals[1] === 'verify' && positionals[2]) {
+    return verifyAudit(positionals[2]);
   }
   if (values.help || command !== 'initial-access-token' || !tenant) {
     process.stderr.write(`${USAGE}\n`);
@@ -131,6 +139,25 @@ async function resetTotp(tenant: string, login: string): Promise<number> {
     await core.audit.record(totpEvent(tenant, user.id, 'totp_reset', 'operator'));
     process.stdout.write(`${user.id}: two-step verification removed\n`);
     return 0;
+  });
+}
+
+async function verifyAudit(tenant: string): Promise<number> {
+  const settings = sharedStoreSettings();
+  if (!settings) return 2;
+  return withCore(settings, async (core) => {
+    if (!core.auditEvents) return 2;
+    if (!(await core.storage.tenants.get(tenant))) {
+      process.stderr.write(`unknown tenant "${tenant}"\n`);
+      return 2;
+    }
+    const result = await verifyAuditEvents(core.auditEvents, tenant);
+    if (result.ok) {
+      process.stdout.write(`ok: ${result.count} events, head ${result.head}\n`);
+      return 0;
+    }
+    process.stdout.write(`broken at seq ${result.seq} (${result.problem}): ${result.detail}; ${result.count} events verified before it\n`);
+    return 1;
   });
 }
 

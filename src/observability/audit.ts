@@ -31,6 +31,15 @@ export function createLogAuditSink(log: Logger): AuditSink {
   };
 }
 
+/** Records every event in each sink (e.g. the MongoDB audit chain and the log), in parallel. */
+export function composeAuditSinks(...sinks: AuditSink[]): AuditSink {
+  return {
+    async record(event) {
+      await Promise.all(sinks.map((sink) => sink.record(event)));
+    },
+  };
+}
+
 /** Keeps events in memory: for tests and for looking at what a run recorded. */
 export function createMemoryAuditSink(): AuditSink & { events: AuditEvent[] } {
   const events: AuditEvent[] = [];
