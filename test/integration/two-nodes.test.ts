@@ -14,6 +14,12 @@ import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
 
 /** Client changes reach the other node through Redis pub/sub: well under this. */
 const PUBSUB_BOUND_MS = 1000;
+/**
+ * Tenant settings and signing keys: each node re-reads a tenant it serves at most every
+ * 10 s (src/tenants/tenant-registry.ts refreshAfterMs), so a change shows within that, plus
+ * the time to rebuild the provider.
+ */
+const TENANT_BOUND_MS = 12_000;
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 
 let a: TestCastellan;
@@ -202,4 +208,29 @@ describe('two nodes on the same stores', () => {
     });
     expect(refusedAtB).toBe(true);
   });
+
+  it('a key rotated and a tenant setting changed on node A reach node B within the tenant bound', async () => {
+    const jwksKids = async (issuer: string) =>
+      ((await (await fetch(`${issuer}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    const scopesOf = async (issuer: string) =>
+      ((await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as { scopes_supported: string[] }).scopes_supported;
+    // B has the tenant loaded and cached before the change.
+    expect((await jwksKids(issuerB)).length).toBeGreaterThan(0);
+    expect(await scopesOf(issuerB)).not.toContain('reports:export');
+
+    const rotation = await a.running.keyring.rotate('demo', 'ES256');
+    const record = await a.running.storage.tenants.get('demo');
+    const settings = record?.settings as { scopes?: string[] } | undefined;
+    await a.running.storage.tenants.update('demo', { settings: { ...settings, scopes: [...(settings?.scopes ?? []), 'reports:export'] } });
+    a.running.tenants.invalidate('demo');
+    // A serves both at once; B within the bound.
+    expect(await jwksKids(issuerA)).toContain(rotation.kid);
+    expect(await scopesOf(issuerA)).toContain('reports:export');
+    const [keyOnB, scopeOnB] = await Promise.all([
+      within(TENANT_BOUND_MS, async () => (await jwksKids(issuerB)).includes(rotation.kid)),
+      within(TENANT_BOUND_MS, async () => (await scopesOf(issuerB)).includes('reports:export')),
+    ]);
+    expect(keyOnB).toBe(true);
+    expect(scopeOnB).toBe(true);
+  }, 30_000);
 });
