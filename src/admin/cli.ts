@@ -18,10 +18,11 @@ commands:
       Removes the user's two-step verification (TOTP) and its recovery codes, e.g. after
       a lost phone. The next sign-in asks for the password only, or, where the tenant
       requires TOTP, sets it up again.
-  audit verify <tenant>
+  audit verify <tenant> [--head <hash>]
       Walks the tenant's hash-chained audit events and prints "ok: N events, head <hash>",
       or the first edited, deleted or misplaced event (exit code 1). Keep the printed head
-      somewhere else: deleting the newest events is only detectable against it.
+      somewhere else: deleting the newest events is only detectable against it, by passing
+      it back as --head (the chain must still contain it).
 
 Settings come from the same environment as the server (MONGODB_URL, REDIS_URL,
 CASTELLAN_KEY_ENCRYPTION_KEY, ...): the CLI must use the server's stores.`;
@@ -35,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
       ttl: { type: 'string' },
       email: { type: 'string' },
       name: { type: 'string' },
+      head: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -46,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     return resetTotp(positionals[2], positionals[3]);
   }
   if (!values.help && command === 'audit' && positionals[1] === 'verify' && positionals[2]) {
-    return verifyAudit(positionals[2]);
+    return verifyAudit(positionals[2], values.head);
   }
   if (values.help || command !== 'initial-access-token' || !tenant) {
     process.stderr.write(`${USAGE}\n`);
@@ -142,7 +144,11 @@ async function resetTotp(tenant: string, login: string): Promise<number> {
   });
 }
 
-async function verifyAudit(tenant: string): Promise<number> {
+async function verifyAudit(tenant: string, anchor: string | undefined): Promise<number> {
+  if (anchor !== undefined && !/^[0-9a-f]{64}$/.test(anchor)) {
+    process.stderr.write('--head must be a head hash printed by an earlier verify (64 hex digits)\n');
+    return 2;
+  }
   const settings = sharedStoreSettings();
   if (!settings) return 2;
   return withCore(settings, async (core) => {
@@ -151,7 +157,7 @@ async function verifyAudit(tenant: string): Promise<number> {
       process.stderr.write(`unknown tenant "${tenant}"\n`);
       return 2;
     }
-    const result = await verifyAuditEvents(core.auditEvents, tenant);
+    const result = await verifyAuditEvents(core.auditEvents, tenant, anchor === undefined ? {} : { anchor });
     if (result.ok) {
       process.stdout.write(`ok: ${result.count} events, head ${result.head}\n`);
       return 0;

@@ -169,9 +169,12 @@ export type AuditVerification =
 /**
  * Walks a tenant's chain from seq 1 by `_id`, recomputing every hash, and reports the first
  * problem. Deleting links at the end (truncation) leaves a valid shorter chain: only a head
- * hash recorded elsewhere (the printed `head`) shows it, beyond the head hint this store keeps.
+ * hash recorded elsewhere (the printed `head`, passed back as `anchor`) shows it for sure,
+ * beyond the head hint this store keeps.
  */
-export async function verifyAuditEvents(store: AuditEventStore, tenant: string): Promise<AuditVerification> {
+export async function verifyAuditEvents(store: AuditEventStore, tenant: string, options: { anchor?: string } = {}): Promise<AuditVerification> {
+  const { anchor } = options;
+  let anchored = anchor === undefined || anchor === GENESIS_HASH;
   let prev = GENESIS_HASH;
   for (let seq = 1; ; seq++) {
     const count = seq - 1;
@@ -181,6 +184,7 @@ export async function verifyAuditEvents(store: AuditEventStore, tenant: string):
       if (later) return { ok: false, seq, problem: 'missing', detail: `seq ${seq} is missing but seq ${later.seq} exists`, count };
       const hint = await store.headHint(tenant);
       if (hint > count) return { ok: false, seq, problem: 'truncated', detail: `the chain ends at seq ${count} but the head hint says ${hint}`, count };
+      if (!anchored) return { ok: false, seq, problem: 'truncated', detail: `the chain ends at seq ${count} without reaching the anchored head ${anchor ?? ''}`, count };
       return { ok: true, count, head: prev };
     }
     if (doc.tenant !== tenant || doc.seq !== seq) {
@@ -193,10 +197,11 @@ export async function verifyAuditEvents(store: AuditEventStore, tenant: string):
       return { ok: false, seq, problem: 'edited', detail: `seq ${seq} does not match its hash`, count };
     }
     prev = doc.hash;
+    if (prev === anchor) anchored = true;
   }
 }
 
 /** `verifyAuditEvents` on a MongoDB database's `audit_events`. */
-export function verifyAuditChain(db: Db, tenant: string): Promise<AuditVerification> {
-  return verifyAuditEvents(createMongoAuditEventStore(db), tenant);
+export function verifyAuditChain(db: Db, tenant: string, options: { anchor?: string } = {}): Promise<AuditVerification> {
+  return verifyAuditEvents(createMongoAuditEventStore(db), tenant, options);
 }

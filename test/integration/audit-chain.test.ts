@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MongoClient, type Collection, type Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuditChain, GENESIS_HASH, linkHash, verifyAuditChain } from '../../src/observability/audit-chain.ts';
+import pino from 'pino';
+import { createAuditChain, createAuditChainSink, GENESIS_HASH, linkHash, verifyAuditChain } from '../../src/observability/audit-chain.ts';
 import { auditEventId, createMongoAuditEventStore, AUDIT_COLLECTION, type AuditEventDocument } from '../../src/observability/audit-events.mongo.ts';
 import type { AuditEvent } from '../../src/observability/audit.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
@@ -121,8 +122,24 @@ describe('the audit chain on FerretDB', () => {
     expect(await verifyAuditChain(db, 'swapped')).toMatchObject({ ok: false, seq: 2, problem: 'misplaced' });
 
     await chainOf('truncated', 5);
+    const anchor = (await link('truncated', 5))?.hash ?? '';
+    expect(await verifyAuditChain(db, 'truncated', { anchor })).toEqual({ ok: true, count: 5, head: anchor });
     await events.deleteOne({ _id: auditEventId('truncated', 5) });
     expect(await verifyAuditChain(db, 'truncated')).toMatchObject({ ok: false, seq: 5, problem: 'truncated', count: 4 });
+    // With the head hint deleted too, only the head recorded elsewhere shows the truncation.
+    await db.collection(AUDIT_COLLECTION).deleteOne({ _id: 'truncated:head' as never });
+    expect(await verifyAuditChain(db, 'truncated')).toMatchObject({ ok: true, count: 4 });
+    expect(await verifyAuditChain(db, 'truncated', { anchor })).toMatchObject({ ok: false, seq: 5, problem: 'truncated', count: 4 });
+  });
+});
+
+describe('the audit chain sink', () => {
+  it('logs a failed append at error level and lets the request go on (fails open)', async () => {
+    const failing = createMongoAuditEventStore({ collection: () => ({ insertOne: () => Promise.reject(new Error('store down')), findOne: () => Promise.resolve(null) }) } as unknown as Db);
+    const errors: unknown[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => { errors.push(JSON.parse(line)); } });
+    await expect(createAuditChainSink(createAuditChain(failing), log).record(event('down', 1))).resolves.toBeUndefined();
+    expect(errors).toEqual([expect.objectContaining({ msg: expect.stringContaining('audit chain append failed'), auditType: 'test_event', tenant: 'down' })]);
   });
 });
 
@@ -189,7 +206,15 @@ describe('audit events of a running Castellan on FerretDB', () => {
 
     const ok = await cli(castellan.env, ['audit', 'verify', 'demo']);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout.trim()).toBe(`ok: 3 events, head ${stored[2]?.hash ?? ''}`);
+    const head = stored[2]?.hash ?? '';
+    expect(ok.stdout.trim()).toBe(`ok: 3 events, head ${head}`);
+    const anchored = await cli(castellan.env, ['audit', 'verify', 'demo', '--head', head]);
+    expect(anchored.code, anchored.stderr).toBe(0);
+    const elsewhere = await cli(castellan.env, ['audit', 'verify', 'demo', '--head', 'f'.repeat(64)]);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stdout).toContain('(truncated)');
+    const badHead = await cli(castellan.env, ['audit', 'verify', 'demo', '--head', 'not-a-hash']);
+    expect(badHead.code).toBe(2);
     const unknown = await cli(castellan.env, ['audit', 'verify', 'nobody']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown tenant');
