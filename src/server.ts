@@ -12,7 +12,7 @@ import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
 import { composeAuditSinks, createLogAuditSink, type AuditSink } from './observability/audit.ts';
 import { createAuditChain, createAuditChainSink } from './observability/audit-chain.ts';
-import { openMongoAuditEvents, type AuditEventStore } from './observability/audit-events.mongo.ts';
+import type { AuditEventStore } from './observability/audit-events.mongo.ts';
 import { createMetrics, type CastellanMetrics } from './observability/metrics.ts';
 import type { PolicyHooks } from './policy/hooks.ts';
 import { loadPolicyHooks } from './policy/load-policy.ts';
@@ -99,22 +99,17 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   const policy = await loadPolicyHooks(settings.policyModule);
   const opened = await openStorage(settings, log);
   // With MongoDB every event is also appended to its tenant's hash chain (audit-chain.ts).
-  const auditEvents = await openMongoAuditEvents(settings).catch(async (err: unknown) => {
-    await opened.close();
-    throw err;
-  });
-  const auditChain = auditEvents && createAuditChain(auditEvents.store);
+  const auditChain = opened.auditEvents && createAuditChain(opened.auditEvents);
   const otherSink = options.audit ?? createLogAuditSink(log);
   const audit = auditChain ? composeAuditSinks(createAuditChainSink(auditChain, log), otherSink) : otherSink;
   const closeAudit = async (): Promise<void> => {
     await auditChain?.drain();
-    await auditEvents?.close();
   };
   // Every model store operation timed (castellan_store_operation_duration_seconds).
   const backends = opened.kind === 'memory' ? { durable: 'memory', ephemeral: 'memory' } : { durable: 'mongodb', ephemeral: opened.kind === 'mongo+redis' ? 'redis' : 'mongodb' };
   const { metrics } = options;
   const instrumented: Storage = metrics ? { ...opened, modelStores: (tenant) => metrics.instrumentModelStores(opened.modelStores(tenant), backends) } : opened;
-  // Closing the storage drains the audit appends in flight and closes their connection first.
+  // Closing the storage drains the audit appends in flight first.
   const storage: Storage = { ...instrumented, close: async () => { await closeAudit(); await instrumented.close(); } };
   try {
     const keyring = createKeyring({ store: storage.signingKeys, wrapper: createLocalKeyWrapper(kek) });
@@ -140,7 +135,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
     const totp = createTotpService({
       accounts: storage.users, wrapper: createLocalKeyWrapper(kek), stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
     });
-    return { storage, keyring, tenants, policy, totp, audit, auditEvents: auditEvents?.store, close: () => storage.close() };
+    return { storage, keyring, tenants, policy, totp, audit, auditEvents: opened.auditEvents, close: () => storage.close() };
   } catch (err) {
     await storage.close();
     throw err;

@@ -1,4 +1,4 @@
-import { MongoClient, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import type { Settings } from '../config/settings.ts';
 import { isDuplicateKeyError } from '../storage/mongo/duplicate-key.ts';
 
@@ -75,23 +75,4 @@ export function createMongoAuditEventStore(db: Db): AuditEventStore {
       });
     },
   };
-}
-
-/** The database the server's stores use (same rule as src/storage/open-storage.ts). */
-function databaseName(settings: Settings): string {
-  if (settings.mongodbDatabase) return settings.mongodbDatabase;
-  const path = new URL(settings.mongodbUrl ?? 'mongodb://localhost/').pathname.replace(/^\//, '');
-  return path || 'castellan';
-}
-
-/**
- * A connection of its own to the server's MongoDB database for the audit chain (the storage
- * layer does not hand its `Db` out). Undefined on the in-memory store.
- */
-export async function openMongoAuditEvents(settings: Settings): Promise<{ db: Db; store: AuditEventStore; close(): Promise<void> } | undefined> {
-  if (!settings.mongodbUrl) return undefined;
-  const client = new MongoClient(settings.mongodbUrl, { serverSelectionTimeoutMS: 5_000, appName: 'castellan-audit' });
-  await client.connect();
-  const db = client.db(databaseName(settings));
-  return { db, store: createMongoAuditEventStore(db), close: () => client.close() };
 }

@@ -6,6 +6,7 @@ import { createMemoryUserStore } from '../accounts/user-store.memory.ts';
 import { createMongoUserStore } from '../accounts/user-store.mongo.ts';
 import type { UpstreamLinkStore } from '../accounts/upstream-links.ts';
 import { createMemoryUpstreamLinkStore } from '../accounts/upstream-links.memory.ts';
+import { createMongoAuditEventStore, type AuditEventStore } from '../observability/audit-events.mongo.ts';
 import { createMongoUpstreamLinkStore } from '../accounts/upstream-links.mongo.ts';
 import type { Settings } from '../config/settings.ts';
 import { createMemorySigningKeyStore } from '../keys/signing-key-store.memory.ts';
@@ -41,6 +42,8 @@ export interface Storage {
   users: AccountService;
   /** Upstream identities (issuer, sub) linked to local users. */
   upstreamLinks: UpstreamLinkStore;
+  /** The tenants' hash-chained audit events (MongoDB only; src/observability/audit-chain.ts). */
+  auditEvents: AuditEventStore | undefined;
   signingKeys: SigningKeyStore;
   /** Fetched Client ID Metadata Documents, shared by every node (Redis) where there is Redis. */
   documentCache: DocumentCache;
@@ -76,6 +79,7 @@ function openMemory(): Storage {
     tenants: createMemoryTenantStore(),
     users: createAccountService({ users: createMemoryUserStore() }),
     upstreamLinks: createMemoryUpstreamLinkStore(),
+    auditEvents: undefined,
     signingKeys: createMemorySigningKeyStore(),
     documentCache: createMemoryDocumentCache(),
     registrationAbuse: createMemoryRegistrationAbuseStore(),
@@ -155,6 +159,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       tenants: createMongoTenantStore(db),
       users: createAccountService({ users: createMongoUserStore(db) }),
       upstreamLinks: createMongoUpstreamLinkStore(db),
+      auditEvents: createMongoAuditEventStore(db),
       signingKeys,
       documentCache,
       registrationAbuse,
