@@ -2,24 +2,14 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, STORAGE_KINDS, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, newBrowser, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
 
 const MCP_RESOURCE = 'http://localhost:3001/mcp';
 const OPAQUE_RESOURCE = 'http://localhost:3002/api';
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 
-async function introspect(castellan: TestCastellan, token: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${castellan.issuer}/token/introspection`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: basicAuth('demo-service', castellan.clientSecret),
-    },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(response.status).toBe(200);
-  return (await response.json()) as Record<string, unknown>;
-}
+const introspect = (castellan: TestCastellan, token: string) =>
+  introspectAt(castellan.issuer, basicAuth('demo-service', castellan.clientSecret), token);
 
 describe.each(STORAGE_KINDS)('flows on the %s store', (kind) => {
   let castellan: TestCastellan;

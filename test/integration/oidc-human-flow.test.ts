@@ -3,7 +3,7 @@ import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jos
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, CookieJar, newBrowser, pkcePair, postToken, type Browser } from '../support/oauth.ts';
+import { basicAuth, CookieJar, newBrowser, pkcePair, postToken, type Browser, introspect as introspectAt } from '../support/oauth.ts';
 
 /*
  * The OpenID Connect flow a person goes through, at the HTTP level, on FerretDB + Redis:
@@ -174,15 +174,7 @@ describe('the human OIDC flow over HTTP (FerretDB + Redis)', () => {
     return (await response.json()) as Record<string, unknown>;
   };
 
-  const introspect = async (token: unknown) => {
-    const response = await fetch(`${castellan.issuer}/token/introspection`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth('demo-service', castellan.clientSecret) },
-      body: new URLSearchParams({ token: String(token) }).toString(),
-    });
-    expect(response.status).toBe(200);
-    return (await response.json()) as Record<string, unknown>;
-  };
+  const introspect = (token: unknown) => introspectAt(castellan.issuer, basicAuth('demo-service', castellan.clientSecret), token);
 
   /** A JSON client's view of an endpoint (oidc-provider answers JSON, not its error page). */
   const getJson = (url: string) => fetch(url, { redirect: 'manual', headers: { accept: 'application/json' } });

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { testEnvironment } from '../support/castellan.ts';
 import { startCastellanProcess, type CastellanProcess } from '../support/castellan-process.ts';
 import { freePort } from '../support/running-server.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
 
 const MCP_RESOURCE = 'http://localhost:3001/mcp';
 const REDIRECT = 'http://127.0.0.1:53682/callback';
@@ -25,14 +25,7 @@ async function jwks(issuer: string): Promise<JSONWebKeySet> {
   return (await response.json()) as JSONWebKeySet;
 }
 
-async function introspect(issuer: string, secret: string, token: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${issuer}/token/introspection`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth('demo-service', secret) },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  return (await response.json()) as Record<string, unknown>;
-}
+const introspect = (issuer: string, secret: string, token: string) => introspectAt(issuer, basicAuth('demo-service', secret), token);
 
 describe('production settings (FerretDB + Redis) across a process restart', () => {
   it('keeps refresh tokens, keys, used codes and revocations through a crash and a restart', async () => {

@@ -2,7 +2,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -25,14 +25,7 @@ describe('RFC 8693 token exchange on FerretDB + Redis', () => {
   const exchange = (service: Service, form: Record<string, string>) =>
     postToken(castellan.issuer, { grant_type: GRANT, ...form }, basicAuth(service, secrets[service]));
   const jwks = async () => createLocalJWKSet((await (await fetch(`${castellan.issuer}/jwks`)).json()) as JSONWebKeySet);
-  const introspect = async (token: string) => {
-    const response = await fetch(`${castellan.issuer}/token/introspection`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth('demo-service', castellan.clientSecret) },
-      body: new URLSearchParams({ token }).toString(),
-    });
-    return (await response.json()) as Record<string, unknown>;
-  };
+  const introspect = (token: string) => introspectAt(castellan.issuer, basicAuth('demo-service', castellan.clientSecret), token);
 
   beforeAll(async () => {
     castellan = await startTestCastellan('mongo+redis', 'token_exchange');

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashClientSecret } from '../../src/registration/client-secrets.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { freePort } from '../support/running-server.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
 
 /*
  * Two Castellan nodes on the same FerretDB and Redis (as behind a load balancer: one public
@@ -40,15 +40,7 @@ afterAll(async () => {
   await a?.stop();
 });
 
-async function introspect(issuer: string, auth: string, token: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${issuer}/token/introspection`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(response.status).toBe(200);
-  return (await response.json()) as Record<string, unknown>;
-}
+const introspect = (issuer: string, auth: string, token: string) => introspectAt(issuer, auth, token);
 
 async function revoke(issuer: string, auth: string, token: string): Promise<void> {
   const response = await fetch(`${issuer}/token/revocation`, {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
 import { createOtherTenant } from '../resource-server/support.ts';
 
 /*
@@ -37,15 +37,7 @@ describe('authorization code replay and injection (FerretDB + Redis)', () => {
     password: castellan.userPassword,
     extra: { prompt: 'consent' },
   });
-  const introspect = async (token: unknown) => {
-    const response = await fetch(`${castellan.issuer}/token/introspection`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth('demo-service', castellan.clientSecret) },
-      body: new URLSearchParams({ token: String(token) }).toString(),
-    });
-    expect(response.status).toBe(200);
-    return (await response.json()) as Record<string, unknown>;
-  };
+  const introspect = (token: unknown) => introspectAt(castellan.issuer, basicAuth('demo-service', castellan.clientSecret), token);
 
   it('lets one of 50 racing redemptions win, and the replays revoke the winner\'s access and refresh tokens', async () => {
     const flow = await codeFlow();

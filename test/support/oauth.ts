@@ -129,6 +129,21 @@ export async function postToken(
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
+/**
+ * RFC 7662 introspection at `issuer` as the client `authorization` names; the answer's JSON.
+ * Throws on any status but 200 (introspection answers 200 even for dead tokens).
+ */
+export async function introspect(issuer: string, authorization: string, token: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`${issuer}/token/introspection`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
+    body: new URLSearchParams({ token: String(token) }).toString(),
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`introspection answered ${response.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
 /** The redirect's Location, resolved against the URL that answered; throws when the response is no redirect. */
 export function locationOf(response: Response, base: string): string {
   const location = response.headers.get('location');
