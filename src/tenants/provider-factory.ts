@@ -9,7 +9,8 @@ import { createIdJagIssuer } from '../grants/id-jag/issue-id-jag.ts';
 import { registerJwtBearer } from '../grants/id-jag/jwt-bearer-grant.ts';
 import { registerTokenExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-exchange/token-exchange-grant.ts';
 import { retryKey, sealAnswer, type RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
-import { signInEvent, signInMethodOf, type AuditSink } from '../observability/audit.ts';
+import type { AuditSink } from '../observability/audit.ts';
+import { auditProviderEvents } from '../observability/provider-audit.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import { assignedClientId } from '../registration/abuse/assigned-client-id.ts';
 import { protectClientSecrets } from '../registration/client-secrets.ts';
@@ -274,32 +275,7 @@ export function createTenantProvider(input: TenantProviderInput): Provider {
       input.retryCache.set(retryKey(input.tenantId, old.refresh_token), sealed, grace * 1000).catch(input.onRetryCacheError);
     });
   }
-  // A finished sign-in (any method: its amr says which) resumes the authorization here.
-  provider.on('interaction.ended', (ctx: KoaContextWithOIDC) => {
-    const login = (ctx.oidc.result as { login?: { accountId?: unknown; amr?: unknown } } | undefined)?.login;
-    const method = signInMethodOf(Array.isArray(login?.amr) ? login.amr : undefined);
-    if (!method || typeof login?.accountId !== 'string') return;
-    const event = signInEvent({ tenant: input.tenantId, method, userId: login.accountId, ip: ctx.ip }, 'success');
-    input.audit.record(event).catch((auditErr: unknown) => provider.emit('server_error', ctx, auditErr));
-  });
-  // RFC 9700 §4.14.2: a replayed (already rotated) refresh token revokes its whole grant
-  // (oidc-provider's refresh_token grant, or our adapter's consume() when two uses race;
-  // both say "refresh token already used"). Record it, never the token itself.
-  provider.on('grant.error', (ctx: KoaContextWithOIDC, err: unknown) => {
-    if (!(err instanceof errors.InvalidGrant) || (err as { error_detail?: unknown }).error_detail !== 'refresh token already used') return;
-    const token = ctx.oidc.entities.RefreshToken;
-    const event = {
-      type: 'refresh_token_reuse',
-      tenant: input.tenantId,
-      outcome: 'failure' as const,
-      error: 'invalid_grant',
-      client: ctx.oidc.client?.clientId,
-      subject: token?.accountId,
-      grantId: token?.grantId,
-    };
-    // A lost audit event is logged like any server error (tenant-registry.ts).
-    input.audit.record(event).catch((auditErr: unknown) => provider.emit('server_error', ctx, auditErr));
-  });
+  auditProviderEvents(provider, input.tenantId, input.audit);
   if (input.settings.tokenExchange.enabled) {
     registerTokenExchange(provider, {
       tenantId: input.tenantId,
