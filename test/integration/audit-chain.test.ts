@@ -1,12 +1,10 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { MongoClient, type Collection, type Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { createAuditChain, createAuditChainSink, GENESIS_HASH, linkHash, verifyAuditChain } from '../../src/observability/audit-chain.ts';
 import { auditEventId, createMongoAuditEventStore, AUDIT_COLLECTION, type AuditEventDocument } from '../../src/observability/audit-events.mongo.ts';
 import type { AuditEvent } from '../../src/observability/audit.ts';
+import { runCli } from '../support/cli.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { locationOf, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
 import { testServers, uniqueDbName } from '../support/servers.ts';
@@ -17,18 +15,7 @@ import { testServers, uniqueDbName } from '../support/servers.ts';
  * `audit verify`, and the events of a real sign-in flow stored without a secret.
  */
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'admin', 'cli.ts');
-
-async function cli(env: Record<string, string>, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const cli = runCli;
 
 const event = (tenant: string, n: number, extra: Record<string, unknown> = {}): AuditEvent => ({ type: 'test_event', tenant, outcome: 'success', n, ...extra });
 

@@ -1,25 +1,13 @@
-import { execFile, spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, runCli, type CliResult } from '../support/cli.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { runCodeFlow } from '../support/oauth.ts';
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'admin', 'cli.ts');
-
-async function cli(env: Record<string, string>, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const cli = runCli;
 
 /** Runs the CLI with a line on standard input (how passwords reach it). */
-function cliWithInput(env: Record<string, string>, args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function cliWithInput(env: Record<string, string>, args: string[], input: string): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
     let stdout = '';

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TotpService } from '../../src/accounts/totp-service.ts';
 import { linkedUserId } from '../../src/interactions/upstream/upstream-accounts.ts';
 import { createMemoryAuditSink, signInMethodOf, type AuditEvent } from '../../src/observability/audit.ts';
+import { runCli } from '../support/cli.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { followAuthorization, locationOf, newBrowser, type Browser } from '../support/oauth.ts';
 import { appFromSecret, codeFrom, enrolDirectly as enrol, openLoginPage, totpServiceOf, upsertNativeClient, wrongCode } from '../support/totp-flow.ts';
@@ -16,8 +14,6 @@ import { appFromSecret, codeFrom, enrolDirectly as enrol, openLoginPage, totpSer
  * password, a code, or the login name typed for a failed attempt.
  */
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'admin', 'cli.ts');
 const TENANT = 'audited';
 /** Another tenant of the same Castellan, the upstream IdP of TENANT ("Sign in with Partner"). */
 const UPSTREAM = 'audit-upstream';
@@ -164,7 +160,8 @@ describe('audit events of sign-in and second factors (FerretDB + Redis)', () => 
   it("records the operator's reset from the command line as one audit log line", async () => {
     const userId = await createUser('vic');
     await enrolDirectly(userId);
-    const reset = await run(process.execPath, [CLI, 'user', 'totp-reset', TENANT, 'vic'], { env: { PATH: process.env.PATH ?? '', ...castellan.env } });
+    const reset = await runCli(castellan.env, ['user', 'totp-reset', TENANT, 'vic']);
+    expect(reset.code, reset.stderr).toBe(0);
     expect(reset.stdout).toContain(`${userId}: two-step verification removed`);
     const lines = reset.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toEqual([expect.objectContaining({ audit: true, type: 'totp_reset', tenant: TENANT, userId, by: 'operator', outcome: 'success' })]);

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TotpService } from '../../src/accounts/totp-service.ts';
 import { timeStep, totpCodeAt } from '../../src/accounts/totp.ts';
+import { runCli } from '../support/cli.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { newBrowser, postToken } from '../support/oauth.ts';
 import {
@@ -18,8 +16,6 @@ import {
  * and the operator's reset from the command line.
  */
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'admin', 'cli.ts');
 const CLIENT = 'totp-agent';
 const REDIRECT = 'http://127.0.0.1:53900/callback';
 const PASSWORD = 'a long enough password';
@@ -284,7 +280,8 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
   it('lets the operator remove a lost factor with `castellan user totp-reset`', async () => {
     const userId = await createUser('secure', 'lost');
     await enrolDirectly('secure', userId);
-    const reset = await run(process.execPath, [CLI, 'user', 'totp-reset', 'secure', 'LOST'], { env: { PATH: process.env.PATH ?? '', ...castellan.env } });
+    const reset = await runCli(castellan.env, ['user', 'totp-reset', 'secure', 'LOST']);
+    expect(reset.code, reset.stderr).toBe(0);
     expect(reset.stdout).toContain(`${userId}: two-step verification removed`);
     expect(reset.stderr).not.toMatch(/\n\s+at /);
     expect((await castellan.running.storage.users.findById('secure', userId))?.totp).toBeUndefined();
@@ -292,8 +289,7 @@ describe('TOTP second factor (FerretDB + Redis)', () => {
     const s = await start('secure');
     expect(await signIn(s, 'lost')).toBe(`${s.pageUrl}/totp-enrol`);
 
-    const unknown = await run(process.execPath, [CLI, 'user', 'totp-reset', 'secure', 'nobody'], { env: { PATH: process.env.PATH ?? '', ...castellan.env } })
-      .then(() => ({ code: 0, stderr: '' }), (err: { code?: number; stderr?: string }) => ({ code: err.code ?? 1, stderr: err.stderr ?? '' }));
+    const unknown = await runCli(castellan.env, ['user', 'totp-reset', 'secure', 'nobody']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no user "nobody"');
   });
