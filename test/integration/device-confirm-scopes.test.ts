@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { newBrowser } from '../support/oauth.ts';
+import { openDeviceConfirmation } from '../support/device-flow.ts';
 
 /*
  * RFC 8628 §5.4 at the HTTP level (FerretDB + Redis): the device confirmation page names the
@@ -34,21 +34,8 @@ describe('device confirmation page: scope descriptions (FerretDB + Redis)', () =
 
   it('shows the consent words for each scope, escaped, and the bare name where there are none', async () => {
     const issuer = `${castellan.baseUrl}/t/${TENANT}`;
-    const authorization = await fetch(`${issuer}/device/auth`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: CLIENT, scope: 'openid offline_access notes:read notes:write' }),
-    });
-    expect(authorization.status).toBe(200);
-    const { user_code: userCode } = (await authorization.json()) as { user_code: string };
-
-    const browser = newBrowser();
-    const entry = await (await browser.get(`${issuer}/device`)).text();
-    const xsrf = /name="xsrf" value="([^"]+)"/.exec(entry)?.[1] ?? '';
-    expect(xsrf).not.toBe('');
-    const confirm = await browser.postForm(`${issuer}/device`, { xsrf, user_code: userCode });
-    expect(confirm.status).toBe(200);
-    const html = await confirm.text();
+    const { status, html } = await openDeviceConfirmation(issuer, CLIENT, 'openid offline_access notes:read notes:write');
+    expect(status).toBe(200);
     expect(html).toContain('Is this the device in front of you?');
     const items = [...html.matchAll(/<li>(.*?)<\/li>/g)].map((m) => m[1]);
     expect(items).toEqual([

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { newBrowser } from '../support/oauth.ts';
+import { openDeviceConfirmation } from '../support/device-flow.ts';
 
 /*
  * Remote phishing with the device flow (RFC 8628 §5.4): an attacker starts a device
@@ -28,21 +28,8 @@ describe('device confirmation page against remote phishing (FerretDB + Redis)', 
 
   it('names the client, the code, the scopes and the requesting device, escaped, warns, and offers No', async () => {
     const issuer = `${castellan.baseUrl}/t/${TENANT}`;
-    const authorization = await fetch(`${issuer}/device/auth`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': DEVICE_UA },
-      body: new URLSearchParams({ client_id: CLIENT, scope: 'notes:read' }),
-    });
-    expect(authorization.status).toBe(200);
-    const { user_code: userCode } = (await authorization.json()) as { user_code: string };
-
-    const browser = newBrowser();
-    const entry = await (await browser.get(`${issuer}/device`)).text();
-    const xsrf = /name="xsrf" value="([^"]+)"/.exec(entry)?.[1] ?? '';
-    expect(xsrf).not.toBe('');
-    const confirm = await browser.postForm(`${issuer}/device`, { xsrf, user_code: userCode });
-    expect(confirm.status).toBe(200);
-    const html = await confirm.text();
+    const { userCode, status, html } = await openDeviceConfirmation(issuer, CLIENT, 'notes:read', { 'user-agent': DEVICE_UA });
+    expect(status).toBe(200);
 
     expect(html).toContain('<strong>Notes &lt;b&gt;TV&lt;/b&gt; &amp; &quot;friends&quot;</strong>');
     expect(html).not.toContain('<b>TV</b>');
