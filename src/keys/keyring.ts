@@ -71,8 +71,12 @@ export interface Keyring {
   ensureActiveKeys(tenant: string, algs?: readonly SigningAlg[]): Promise<ActiveKids>;
   /** Stores a new key in state next (published, not signing). Returns its kid. */
   prepareNext(tenant: string, alg: SigningAlg): Promise<string>;
-  /** Activates the oldest prepared next key (NoNextKeyError when there is none). */
-  activateNext(tenant: string, alg: SigningAlg): Promise<ActivationResult>;
+  /**
+   * Activates the oldest prepared next key (NoNextKeyError when there is none). With
+   * `generation` (the active generation the caller saw, plus one), a caller that saw a stale
+   * state loses instead of rotating a second time: how schedulers on several nodes agree.
+   */
+  activateNext(tenant: string, alg: SigningAlg, options?: { generation?: number }): Promise<ActivationResult>;
   /** A new key becomes active at the next generation; the previous one retires. */
   rotate(tenant: string, alg: SigningAlg): Promise<ActivationResult>;
   /** The tenant's keys for oidc-provider. Call ensureActiveKeys first. */
@@ -81,6 +85,22 @@ export interface Keyring {
   describeKeys(tenant: string, options: RetentionOptions): Promise<KeySummary[]>;
   /** Deletes removed keys and orphaned election keys; returns their kids. */
   removeExpiredKeys(tenant: string, options: CleanupOptions): Promise<string[]>;
+  /**
+   * Emergency withdrawal of a compromised key: it stops being published at once (on other
+   * nodes when they reload). An active key is first replaced by a new one (rotate), so the
+   * alg never goes without an active key. Tokens it signed stop verifying. undefined when the
+   * tenant has no such key.
+   */
+  withdrawKey(tenant: string, kid: string): Promise<WithdrawResult | undefined>;
+}
+
+export interface WithdrawResult {
+  readonly kid: string;
+  readonly alg: SigningAlg;
+  /** Its state before the withdrawal. */
+  readonly state: KeyState;
+  /** The rotation that replaced it, when it was the active key. */
+  readonly replacement?: ActivationResult;
 }
 
 /** AAD of a key's envelope: binds the ciphertext to this tenant and kid. */
@@ -207,16 +227,27 @@ export function createKeyring(options: KeyringOptions): Keyring {
       return (await createKey(tenant, alg, 'prepared')).kid;
     },
 
-    async activateNext(tenant, alg) {
+    async activateNext(tenant, alg, { generation } = {}) {
       assertTenant(tenant);
       assertAlg(alg);
       const activations = await store.listActivations(tenant, alg);
+      const following = (activations.at(-1)?.generation ?? 0) + 1;
+      if (generation !== undefined) {
+        if (!Number.isInteger(generation) || generation < 1 || generation > following) {
+          throw new TypeError(`generation ${generation} is not the next one (${following}) nor an earlier one`);
+        }
+        // Someone already activated that generation: report the winner, rotate nothing.
+        if (generation < following) {
+          const winner = await winnerOf(tenant, alg, generation);
+          return { alg, kid: winner.kid, generation, won: false };
+        }
+      }
       const activated = new Set(activations.map((a) => a.kid));
       const candidate = (await store.listKeys(tenant)).find(
         (k) => k.alg === alg && k.origin === 'prepared' && !activated.has(k.kid),
       );
       if (candidate === undefined) throw new NoNextKeyError(`no next ${alg} key for tenant ${tenant}`);
-      return activate(candidate, (activations.at(-1)?.generation ?? 0) + 1);
+      return activate(candidate, following);
     },
 
     async rotate(tenant, alg) {
@@ -254,6 +285,23 @@ export function createKeyring(options: KeyringOptions): Keyring {
         || (s.state === 'candidate' && s.createdAt.getTime() < orphanedBefore));
       for (const s of doomed) await store.deleteKey(s.kid);
       return doomed.map((s) => s.kid);
+    },
+
+    async withdrawKey(tenant, kid) {
+      assertTenant(tenant);
+      const key = await store.getKey(kid);
+      if (key === undefined || key.tenant !== tenant) return undefined;
+      // Retention does not matter here: only whether the key is the active one.
+      const summary = (await summarise(tenant, 0)).summaries.find((s) => s.kid === kid);
+      const state = summary?.state ?? 'removed';
+      let replacement: ActivationResult | undefined;
+      if (state === 'active') {
+        // The successor first, so ensureActiveKeys never sees the alg without a usable key.
+        const { latest, generation } = await currentActivation(tenant, key.alg);
+        replacement = latest?.kid === kid ? await elect(tenant, key.alg, generation + 1) : undefined;
+      }
+      await store.deleteKey(kid);
+      return { kid, alg: key.alg, state, ...(replacement ? { replacement } : {}) };
     },
   };
 }

@@ -3,6 +3,7 @@ import { isValidNetworkAllowlistEntry } from '../registration/cimd/address-polic
 import { mfaSettingsSchema } from '../interactions/mfa/mfa-settings.ts';
 import { brandingSchema, consentSettingsSchema } from '../interactions/page-settings.ts';
 import { upstreamIdpsSchema } from '../interactions/upstream/upstream-settings.ts';
+import { keyRotationSettingsSchema } from '../keys/rotation-settings.ts';
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is one RFC 6749 §3.3 token');
 
@@ -220,6 +221,8 @@ export const tenantSettingsSchema = z.object({
   consent: consentSettingsSchema,
   mfa: mfaSettingsSchema,
   upstreamIdps: upstreamIdpsSchema,
+  /** Signing-key rotation schedule and retention (src/keys/rotation-settings.ts). */
+  keys: keyRotationSettingsSchema,
 }).superRefine((s, ctx) => {
   if (!s.signingAlgorithms.includes(s.accessTokenSigningAlgorithm)) {
     ctx.addIssue({
@@ -247,5 +250,6 @@ export const OIDC_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as c
 /** The longest lifetime of anything a signing key signs: how long a retired key stays published. */
 export function signedTokenRetentionSeconds(settings: TenantSettings): number {
   const perResource = settings.resources.map((r) => r.accessTokenTtl ?? 0);
-  return Math.max(settings.ttl.accessToken, settings.ttl.clientCredentials, settings.ttl.idToken, ...perResource) + 300;
+  const longest = Math.max(settings.ttl.accessToken, settings.ttl.clientCredentials, settings.ttl.idToken, ...perResource) + 300;
+  return Math.max(longest, settings.keys.retentionSeconds ?? 0);
 }
