@@ -1,15 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'vitest';
-import { z } from 'zod';
+import { loadExpectedFailures } from './expected-failures.ts';
 
-/** One known failure: the suite (describe) and scenario (test) names, and why. */
-const expectedFailuresSchema = z.object({
-  failures: z.array(z.object({ suite: z.string().min(1), scenario: z.string().min(1), reason: z.string().min(10) })),
-});
-
-const EXPECTED = expectedFailuresSchema.parse(
-  JSON.parse(readFileSync(new URL('../expected-failures.json', import.meta.url), 'utf8')),
-).failures;
+const EXPECTED = loadExpectedFailures();
 
 /** The listed reason when this check is a known failure. */
 export function expectedFailure(suite: string, scenario: string): string | undefined {
