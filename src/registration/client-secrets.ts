@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Provider from 'oidc-provider';
-import type { AdapterPayload } from 'oidc-provider';
+import type { AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
 
 /**
  * Client secrets at rest: stored as a tagged SHA-256 digest where the secret is only ever
@@ -67,6 +67,31 @@ export function verifyClientSecret(stored: string | undefined, presented: string
 }
 
 /**
+ * What an unknown client_id's presented secret is compared with: a digest like any stored
+ * one, of a secret nobody knows. RFC 9700 §2.5 / RFC 6749 §10.1: a request naming an unknown
+ * client does the same work as one with a wrong secret (one digest of the presented secret,
+ * one constant-time comparison), so the time taken does not tell the two apart.
+ */
+const UNKNOWN_CLIENT_SECRET = hashClientSecret(randomBytes(64).toString('base64url'));
+
+/** The secret a request presents (client_secret_post, or client_secret_basic decoded as RFC 6749 §2.3.1 says). */
+function presentedClientSecret(ctx: KoaContextWithOIDC): string | undefined {
+  const posted = (ctx.oidc?.params as { client_secret?: unknown } | undefined)?.client_secret;
+  if (typeof posted === 'string' && posted !== '') return posted;
+  const match = /^basic\s+(\S+)$/i.exec(ctx.get('authorization'));
+  if (!match?.[1]) return undefined;
+  const basic = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = basic.indexOf(':');
+  if (colon === -1) return undefined;
+  const encoded = basic.slice(colon + 1);
+  try {
+    return decodeURIComponent(encoded.replace(/\+/g, '%20'));
+  } catch {
+    return encoded;
+  }
+}
+
+/**
  * Makes one provider check client secrets against what the store holds (digest or
  * plaintext), and keeps the digest out of RFC 7592 read and update responses: a client
  * keeps the secret it was given once, at registration (RFC 7592 §3: the server MAY omit it;
@@ -84,6 +109,13 @@ export function protectClientSecrets(provider: Provider): void {
   });
   provider.use(async (ctx, next) => {
     await next();
+    // A secret was presented but no client was found (its client_id is unknown): compare it
+    // anyway, before the answer leaves (same work as a wrong secret; see UNKNOWN_CLIENT_SECRET).
+    const oidc = (ctx as KoaContextWithOIDC).oidc as KoaContextWithOIDC['oidc'] | undefined;
+    if (oidc !== undefined && oidc.entities.Client === undefined) {
+      const presented = presentedClientSecret(ctx as KoaContextWithOIDC);
+      if (presented !== undefined) verifyClientSecret(UNKNOWN_CLIENT_SECRET, presented);
+    }
     const body: unknown = ctx.body;
     if (typeof body === 'object' && body !== null && isHashedClientSecret((body as Record<string, unknown>)['client_secret'])) {
       delete (body as Record<string, unknown>)['client_secret'];
