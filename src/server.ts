@@ -8,6 +8,7 @@ import { seedDemoTenant, type DemoCredentials } from './demo/demo-tenant.ts';
 import { createLoginThrottle, throttledPasswordCheck } from './accounts/login-throttle.ts';
 import { createTotpService, type TotpService } from './accounts/totp-service.ts';
 import { createApp } from './http/app.ts';
+import { createEndpointRateLimits } from './http/rate-limit.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
 import { composeAuditSinks, createLogAuditSink, type AuditSink } from './observability/audit.ts';
@@ -20,6 +21,7 @@ import { openStorage, type Storage } from './storage/open-storage.ts';
 import { deriveCookieKeys } from './tenants/cookie-keys.ts';
 import { TenantRegistry } from './tenants/tenant-registry.ts';
 import { startUnusedClientSweeper } from './registration/abuse/unused-clients.ts';
+import { startRotationSchedule } from './keys/rotation-schedule.ts';
 import { newTenantSchema } from './tenants/tenant-store.ts';
 
 export interface RunningCastellan {
@@ -187,6 +189,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       ready: async () => !draining && (await within(storage.ping(), READY_TIMEOUT_MS, false)),
       metrics,
       metricsToken: settings.metricsToken,
+      rateLimits: createEndpointRateLimits({ counters: storage.endpointLimits, enabled: settings.rateLimits, log }),
     });
     const sweeper = startUnusedClientSweeper({
       abuse: storage.registrationAbuse,
@@ -197,6 +200,8 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
     const server = app.listen(settings.port, settings.host);
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
+    // Scheduled key rotation (tenant settings `keys`); safe with any number of nodes.
+    const keyRotation = startRotationSchedule({ keyring, listTenants: () => storage.tenants.list(), tenants, audit, log });
     return {
       url: `http://localhost:${port}`,
       server,
@@ -222,6 +227,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
         }
         server.closeAllConnections();
         await sweeper.stop();
+        await keyRotation.stop();
         await closed;
         await storage.close();
       },

@@ -91,7 +91,7 @@ export interface Keyring {
    * alg never goes without an active key. Tokens it signed stop verifying. undefined when the
    * tenant has no such key.
    */
-  withdrawKey(tenant: string, kid: string): Promise<WithdrawResult | undefined>;
+  withdrawKey(tenant: string, kid: string, options: RetentionOptions): Promise<WithdrawResult | undefined>;
 }
 
 export interface WithdrawResult {
@@ -287,12 +287,11 @@ export function createKeyring(options: KeyringOptions): Keyring {
       return doomed.map((s) => s.kid);
     },
 
-    async withdrawKey(tenant, kid) {
+    async withdrawKey(tenant, kid, { retentionSeconds }) {
       assertTenant(tenant);
       const key = await store.getKey(kid);
       if (key === undefined || key.tenant !== tenant) return undefined;
-      // Retention does not matter here: only whether the key is the active one.
-      const summary = (await summarise(tenant, 0)).summaries.find((s) => s.kid === kid);
+      const summary = (await summarise(tenant, retentionSeconds)).summaries.find((s) => s.kid === kid);
       const state = summary?.state ?? 'removed';
       let replacement: ActivationResult | undefined;
       if (state === 'active') {

@@ -124,10 +124,10 @@ export function createKeyAdmin({ keyring, tenants, audit }: KeyAdminDeps): KeyAd
     },
 
     async retire(tenant, kid, { actor }) {
-      await tenants.get(tenant);
+      const { settings } = await tenants.get(tenant);
       let withdrawn;
       try {
-        withdrawn = await keyring.withdrawKey(tenant, kid);
+        withdrawn = await keyring.withdrawKey(tenant, kid, { retentionSeconds: signedTokenRetentionSeconds(settings) });
       } finally {
         await refresh(tenant);
       }
