@@ -1,4 +1,4 @@
-import { errors, type Adapter, type AdapterFactory } from 'oidc-provider';
+import { errors, Provider, type Adapter, type AdapterFactory } from 'oidc-provider';
 import { protectStoredClientSecret } from '../registration/client-secrets.ts';
 import type { ModelName, ModelStore, Payload } from './model-store.ts';
 import { MODEL_NAMES } from './model-store.ts';
@@ -72,6 +72,9 @@ async function guarded<T>(operation: () => Promise<T>): Promise<T> {
     if (!isStoreUnavailable(err)) throw err;
     const unavailable = new errors.TemporarilyUnavailable('storage is unreachable; retry shortly', { cause: err });
     Object.assign(unavailable, { status: 503, statusCode: 503 });
+    // oidc-provider renders its errors without headers of their own, but keeps those already
+    // set on the request: say when to retry, as ServiceUnavailableError does (RFC 9110 §10.2.3).
+    Provider.ctx?.set('Retry-After', '5');
     throw unavailable;
   }
 }
