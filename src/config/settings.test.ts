@@ -125,6 +125,9 @@ describe('loadSettings refuses bad values, naming the environment variable', () 
     'https://auth.example.com/castellan',
     'https://auth.example.com/?tenant=x',
     'https://auth.example.com/#x',
+    // RFC 8414 §2: issuers use https; plain http only on loopback (development).
+    'http://auth.example.com',
+    'http://10.0.0.5:4000',
   ])('refuses CASTELLAN_BASE_URL=%s (not an http(s) origin)', (url) => {
     expectRefused({ CASTELLAN_BASE_URL: url }, 'CASTELLAN_BASE_URL');
   });

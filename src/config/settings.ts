@@ -26,6 +26,11 @@ const flag = z.union([
     .transform((v) => ['true', '1', 'yes', 'on'].includes(v)),
 ]);
 
+/** localhost, 127.0.0.0/8 or [::1]: the hosts a development base URL may name over plain http. */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
 /** A TCP port: decimal digits only from the environment (no blanks, hex or exponents). */
 const port = z
   .union([z.number(), z.string().regex(/^\d{1,5}$/, 'must be a port number (0-65535)').transform(Number)])
@@ -45,6 +50,11 @@ export const settingsSchema = z
         const u = URL.parse(v);
         return u !== null && (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash;
       }, 'must be an origin such as https://auth.example.com (no path, query or fragment)')
+      // RFC 8414 §2 / OIDC Discovery §3: an issuer MUST use https; plain http is for local development.
+      .refine((v) => {
+        const u = URL.parse(v);
+        return u === null || u.protocol === 'https:' || isLoopbackHost(u.hostname);
+      }, 'must be https (plain http only on localhost, 127.0.0.0/8 or [::1], for development): issuers must use https')
       .transform((v) => new URL(v).origin)
       .optional(),
     mongodbUrl: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URL').optional(),
@@ -67,6 +77,8 @@ export const settingsSchema = z
     /** Bearer token that GET /metrics requires; /metrics is off (404) without one. */
     metricsToken: z.string().min(32, 'must be at least 32 characters (generate one: openssl rand -base64 32)').optional(),
     /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are cut. */
+    /** Endpoint rate limits (each tenant's `rateLimits`); off only for benchmarks and load tests. */
+    rateLimits: flag.default(true),
     shutdownDrainSeconds: z
       .union([z.number(), z.string().regex(/^\d{1,3}$/, 'must be a whole number of seconds').transform(Number)])
       .pipe(z.number().int().min(0).max(600))
@@ -133,6 +145,7 @@ const ENV_NAMES = {
   trustProxy: 'CASTELLAN_TRUST_PROXY',
   metricsToken: 'CASTELLAN_METRICS_TOKEN',
   shutdownDrainSeconds: 'CASTELLAN_SHUTDOWN_DRAIN_SECONDS',
+  rateLimits: 'CASTELLAN_RATE_LIMITS',
 } as const satisfies Partial<Record<keyof ParsedSettings, string>>;
 
 const DEMO_ENV_NAMES = {
