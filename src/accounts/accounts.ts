@@ -43,6 +43,10 @@ export interface AccountService {
   setTotp(tenant: string, id: string, totp: TotpEnrolment | undefined): Promise<boolean>;
   /** See UserStore.setRecoveryCodeHashes. */
   setRecoveryCodeHashes(tenant: string, id: string, enrolmentId: string, hashes: readonly string[]): Promise<void>;
+  /** The tenant's users (operators: the admin API and CLI). */
+  list(tenant: string, limit?: number): Promise<User[]>;
+  /** Removes the user; false when unknown. Their grants are the caller's to revoke. */
+  delete(tenant: string, id: string): Promise<boolean>;
 }
 
 export function toUser(record: UserRecord): User {
@@ -96,5 +100,7 @@ export function createAccountService(options: AccountServiceOptions): AccountSer
     },
     setTotp: (tenant, id, totp) => users.setTotp(tenant, id, totp),
     setRecoveryCodeHashes: (tenant, id, enrolmentId, hashes) => users.setRecoveryCodeHashes(tenant, id, enrolmentId, hashes),
+    list: async (tenant, limit) => (await users.list(tenant, limit)).map(toUser),
+    delete: (tenant, id) => users.delete(tenant, id),
   };
 }

@@ -45,5 +45,19 @@ export function createMemoryUserStore(options: UserStoreOptions = {}): UserStore
       if (user?.totp?.id !== enrolmentId) return;
       users.set(userKey(tenant, id), { ...user, totp: { ...user.totp, recoveryCodeHashes: [...hashes] } });
     },
+    async list(tenant, limit = 1000) {
+      return [...users.values()]
+        .filter((user) => user.tenant === tenant)
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        .slice(0, limit)
+        .map((user) => structuredClone(user));
+    },
+    async delete(tenant, id) {
+      const user = users.get(userKey(tenant, id));
+      if (!user) return false;
+      users.delete(userKey(tenant, id));
+      if (logins.get(loginKey(tenant, user.login)) === id) logins.delete(loginKey(tenant, user.login));
+      return true;
+    },
   };
 }

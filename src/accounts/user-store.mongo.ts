@@ -75,6 +75,19 @@ export function createMongoUserStore(db: Db, options: MongoUserStoreOptions = {}
     async setRecoveryCodeHashes(tenant, id, enrolmentId, hashes) {
       await users.updateOne({ _id: userKey(tenant, id), 'totp.id': enrolmentId }, { $set: { 'totp.recoveryCodeHashes': [...hashes] } });
     },
+    async list(tenant, limit = 1000) {
+      // By tenant, not _id: a scan on FerretDB (STORES.md), acceptable for an operator's listing.
+      const docs = await users.find({ tenant }).sort({ _id: 1 }).limit(limit).toArray();
+      return docs.map(toRecord);
+    },
+    async delete(tenant, id) {
+      const user = await findById(tenant, id);
+      if (!user) return false;
+      // The user (what signs in) goes first; the login claim after it (no transactions).
+      await users.deleteOne({ _id: userKey(tenant, id) });
+      await logins.deleteOne({ _id: loginKey(tenant, user.login), userId: id });
+      return true;
+    },
   };
 }
 

@@ -67,6 +67,10 @@ export interface UserStore {
    * a one-time mark (src/storage/one-time-marks.ts), this list only follows it.
    */
   setRecoveryCodeHashes(tenant: string, id: string, enrolmentId: string, hashes: readonly string[]): Promise<void>;
+  /** The tenant's users by id, at most `limit` (operators only: a scan on FerretDB). */
+  list(tenant: string, limit?: number): Promise<UserRecord[]>;
+  /** Removes the user and frees its login; false when there is no such user. */
+  delete(tenant: string, id: string): Promise<boolean>;
 }
 
 export interface UserStoreOptions {

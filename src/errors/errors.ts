@@ -184,3 +184,27 @@ export class BearerTokenRequiredError extends CastellanError {
     this.name = 'BearerTokenRequiredError';
   }
 }
+
+/** An operator's create that names something existing (admin API: 409). */
+export class ConflictError extends CastellanError {
+  readonly code = 'CONFLICT';
+  readonly status = 409;
+  readonly oauthError = 'invalid_request';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}
+
+/** RFC 6750 §3.1: a valid token without the scope this request needs. */
+export class InsufficientScopeError extends CastellanError {
+  readonly code = 'INSUFFICIENT_SCOPE';
+  readonly status = 403;
+  readonly oauthError = 'insufficient_scope';
+  override readonly headers: Readonly<Record<string, string>>;
+  constructor(scope: string) {
+    super(`this request needs the scope "${scope}"`);
+    this.name = 'InsufficientScopeError';
+    this.headers = { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scope}"` };
+  }
+}

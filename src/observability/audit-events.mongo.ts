@@ -41,6 +41,19 @@ export interface AuditEventStore {
   headHint(tenant: string): Promise<number>;
   /** Best effort; FerretDB's conditional updates are not atomic, so a hint may lag, never lead. */
   setHeadHint(tenant: string, seq: number): Promise<void>;
+  /** An operator's query (the admin API): a tenant's events in chain order, filtered; a scan on FerretDB. */
+  query(tenant: string, filter: AuditQuery): Promise<AuditEventDocument[]>;
+}
+
+export interface AuditQuery {
+  /** Only events of these types. */
+  readonly types?: readonly string[];
+  /** ISO 8601 bounds on the event's time, inclusive. */
+  readonly from?: string;
+  readonly to?: string;
+  /** Events after this sequence number (the previous page's last). */
+  readonly afterSeq?: number;
+  readonly limit: number;
 }
 
 export function createMongoAuditEventStore(db: Db): AuditEventStore {
@@ -67,6 +80,16 @@ export function createMongoAuditEventStore(db: Db): AuditEventStore {
     async headHint(tenant) {
       const hint = await collection.findOne({ _id: `${tenant}:head` });
       return hint && 'seq' in hint && typeof hint.seq === 'number' && !('tenant' in hint) ? hint.seq : 0;
+    },
+    async query(tenant, { types, from, to, afterSeq, limit }) {
+      // `at` is stored as ISO 8601 UTC text, whose string order is time order.
+      const at = { ...(from === undefined ? {} : { $gte: from }), ...(to === undefined ? {} : { $lte: to }) };
+      return events.find({
+        tenant,
+        seq: { $gt: afterSeq ?? 0 },
+        ...(types === undefined ? {} : { 'event.type': { $in: [...types] } }),
+        ...(from === undefined && to === undefined ? {} : { at }),
+      }).sort({ seq: 1 }).limit(limit).toArray();
     },
     async setHeadHint(tenant, seq) {
       await collection.updateOne({ _id: `${tenant}:head` }, { $max: { seq } }, { upsert: true }).catch((err: unknown) => {

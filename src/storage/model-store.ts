@@ -50,6 +50,41 @@ export interface ModelStore {
   revokeByClientId(clientId: string, models?: readonly ModelName[]): Promise<void>;
 }
 
+/** Which records an operator's listing asks for (the admin API); every field optional. */
+export interface RecordQuery {
+  /** The payload's top-level `clientId` (grants, tokens) or, for Client records, `client_id`. */
+  readonly clientId?: string;
+  /** The payload's `accountId` (grants, tokens: the user). */
+  readonly accountId?: string;
+  /** At most this many, by id order. Default 1000. */
+  readonly limit?: number;
+}
+
+export interface ListedRecord {
+  readonly id: string;
+  readonly payload: Payload;
+}
+
+/**
+ * Listing by payload fields, for operators only (the admin API): backends may scan (FerretDB
+ * does, STORES.md), so nothing on a request's hot path calls it. Expired records are left out.
+ */
+export interface RecordLister {
+  list(model: ModelName, query?: RecordQuery): Promise<ListedRecord[]>;
+}
+
+export const DEFAULT_LIST_LIMIT = 1000;
+
+/** Whether a payload matches a listing query (the part every backend checks in process). */
+export function matchesRecordQuery(model: ModelName, payload: Payload, query: RecordQuery): boolean {
+  if (query.accountId !== undefined && payload['accountId'] !== query.accountId) return false;
+  if (query.clientId !== undefined) {
+    const clientId = model === 'Client' ? payload['client_id'] : payload['clientId'];
+    if (clientId !== query.clientId) return false;
+  }
+  return true;
+}
+
 /** Creates the ModelStore of one namespace (a tenant) on a shared connection. */
 export type ModelStoreFactory = (namespace: string) => ModelStore;
 

@@ -22,9 +22,11 @@ import { createRedisRegistrationAbuseStore } from '../registration/abuse/abuse-s
 import { memoryLoginLimiters, redisLoginLimiters, type LoginLimiters } from '../accounts/login-throttle.ts';
 import { createMemoryRetryCache, createRedisRetryCache, type RetryCache } from '../grants/refresh-retry/refresh-retry.ts';
 import { createMemoryDeviceLimits, createRedisDeviceLimits, type DeviceLimits } from '../grants/device/device-limits.ts';
+import { createMemoryEndpointLimitCounters, createRedisEndpointLimitCounters, type EndpointLimitCounters } from '../http/rate-limit-store.ts';
 import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
 import type { ModelStores } from './oidc-adapter.ts';
+import type { RecordLister } from './model-store.ts';
 import { createRedisModelStores } from './redis/redis-model-store.ts';
 import { memoryOneTimeMarkStores, type OneTimeMarkStores } from './one-time-marks.ts';
 import { createMongoOneTimeMarks } from './mongo/one-time-marks.ts';
@@ -38,6 +40,8 @@ export interface Storage {
   kind: Settings['storage'];
   /** The model stores of one tenant: durable (MongoDB) and ephemeral (Redis). */
   modelStores(tenant: string): ModelStores;
+  /** Operators' listings of one tenant's durable records (clients, grants): scans, never on a hot path. */
+  records(tenant: string): RecordLister;
   tenants: TenantStore;
   users: AccountService;
   /** Upstream identities (issuer, sub) linked to local users. */
@@ -53,6 +57,8 @@ export interface Storage {
   deviceLimits: DeviceLimits;
   /** Failed sign-in counters (Redis where there is Redis). */
   loginLimiters: LoginLimiters;
+  /** Request counters of the endpoint rate limits (Redis where there is Redis; src/http/rate-limit.ts). */
+  endpointLimits: EndpointLimitCounters;
   /** Sealed answers for refresh-token retries within the grace. */
   retryCache: RetryCache;
   /** "Exactly once" marks: used TOTP steps (Redis where there is Redis) and recovery codes (MongoDB). */
@@ -76,6 +82,7 @@ function openMemory(): Storage {
       const store = models.forNamespace(tenant);
       return { durable: store, ephemeral: store };
     },
+    records: (tenant) => models.forNamespace(tenant),
     tenants: createMemoryTenantStore(),
     users: createAccountService({ users: createMemoryUserStore() }),
     upstreamLinks: createMemoryUpstreamLinkStore(),
@@ -85,6 +92,7 @@ function openMemory(): Storage {
     registrationAbuse: createMemoryRegistrationAbuseStore(),
     deviceLimits: createMemoryDeviceLimits(),
     loginLimiters: memoryLoginLimiters(),
+    endpointLimits: createMemoryEndpointLimitCounters(),
     retryCache: createMemoryRetryCache(),
     oneTimeMarks: memoryOneTimeMarkStores(),
     ping: async () => true,
@@ -114,6 +122,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     let registrationAbuse = createMemoryRegistrationAbuseStore();
     let deviceLimits = createMemoryDeviceLimits();
     let loginLimiters = memoryLoginLimiters();
+    let endpointLimits = createMemoryEndpointLimitCounters();
     let retryCache = createMemoryRetryCache();
     // Clients are cached per node (client-cache.ts); several nodes need Redis for invalidation.
     const clientCache = new ClientCache({ onPublishError: (err) => log.warn({ err }, 'announcing a client change failed') });
@@ -134,6 +143,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       registrationAbuse = createRedisRegistrationAbuseStore(redis, { keyPrefix: settings.redisPrefix });
       deviceLimits = createRedisDeviceLimits(redis, settings.redisPrefix);
       loginLimiters = redisLoginLimiters(redis, settings.redisPrefix);
+      endpointLimits = createRedisEndpointLimitCounters(redis, settings.redisPrefix);
       retryCache = createRedisRetryCache(redis, settings.redisPrefix);
       shortLivedMarks = createRedisOneTimeMarks(redis, settings.redisPrefix);
       readCopies = createRedisReadCopies(redis, { keyPrefix: settings.redisPrefix });
@@ -156,6 +166,8 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
         const cached = clientCache.wrap(tenant, readCopies ? readCopies.wrap(tenant, store) : store);
         return { durable: cached, ephemeral: ephemeral ? ephemeral(tenant) : cached };
       },
+      // Straight to MongoDB, the source of truth: listings bypass the per-node caches.
+      records: (tenant) => durable.forNamespace(tenant),
       tenants: createMongoTenantStore(db),
       users: createAccountService({ users: createMongoUserStore(db) }),
       upstreamLinks: createMongoUpstreamLinkStore(db),
@@ -165,6 +177,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       registrationAbuse,
       deviceLimits,
       loginLimiters,
+      endpointLimits,
       retryCache,
       oneTimeMarks: { shortLived: shortLivedMarks, lasting: lastingMarks },
       async ping() {

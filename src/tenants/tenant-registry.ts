@@ -16,7 +16,7 @@ import { signedTokenRetentionSeconds, tenantSettingsSchema, type SigningAlgorith
 
 /** What the registry needs of the tenant store. */
 export interface TenantSource {
-  get(id: string): Promise<{ id: string; revision: string; settings: Record<string, unknown> } | undefined>;
+  get(id: string): Promise<{ id: string; revision: string; settings: Record<string, unknown>; disabled?: boolean } | undefined>;
 }
 
 /** What the registry needs of the keyring. */
@@ -114,7 +114,8 @@ export class TenantRegistry {
 
   async #load(tenantId: string, cached: CacheEntry | undefined): Promise<TenantRuntime> {
     const record = await this.#deps.tenants.get(tenantId);
-    if (!record) {
+    // A disabled tenant is as good as unknown: discovery, tokens, introspection all 404.
+    if (!record || record.disabled === true) {
       this.#cache.delete(tenantId);
       throw new TenantNotFoundError(tenantId);
     }

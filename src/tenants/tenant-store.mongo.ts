@@ -64,6 +64,7 @@ function toRecord(doc: TenantDocument): TenantRecord {
     id: doc._id,
     displayName: doc.displayName,
     settings: doc.settings,
+    ...(doc.disabled === true && { disabled: true }),
     revision: doc.revision,
     createdAt: doc.createdAt,
     updatedAt: doc.updatedAt,

@@ -19,6 +19,11 @@ export interface TenantRecord {
   readonly displayName: string;
   /** Raw settings; src/tenants/tenant-settings.ts validates them when read. */
   readonly settings: Record<string, unknown>;
+  /**
+   * Set by an operator: a disabled tenant answers like an unknown one on every endpoint, so
+   * its tokens also stop passing introspection (src/tenants/tenant-registry.ts).
+   */
+  readonly disabled?: boolean;
   /** Changes on every update; random, never a counter (no $inc on FerretDB). */
   readonly revision: string;
   readonly createdAt: Date;
@@ -35,6 +40,7 @@ export interface TenantChanges {
   readonly displayName?: string;
   /** Replaces the whole settings object (last writer wins). */
   readonly settings?: Record<string, unknown>;
+  readonly disabled?: boolean;
 }
 
 export const newTenantSchema = z.object({
@@ -46,6 +52,7 @@ export const newTenantSchema = z.object({
 export const tenantChangesSchema = z.object({
   displayName: z.string().trim().min(1).max(200).optional(),
   settings: z.record(z.string(), z.unknown()).optional(),
+  disabled: z.boolean().optional(),
 });
 
 /** A create() input that fails validation; `issues` are zod's. */
@@ -92,9 +99,10 @@ export function parseTenantChanges(changes: TenantChanges): TenantChanges {
     throw new InvalidTenantError(z.prettifyError(parsed.error), parsed.error.issues);
   }
   // An explicit `undefined` means "unchanged", never "erase" (the driver would store null).
-  const { displayName, settings } = parsed.data;
+  const { displayName, settings, disabled } = parsed.data;
   return {
     ...(displayName !== undefined && { displayName }),
     ...(settings !== undefined && { settings }),
+    ...(disabled !== undefined && { disabled }),
   };
 }

@@ -1,4 +1,4 @@
-import type { ModelName, ModelStore, Payload } from '../model-store.ts';
+import { DEFAULT_LIST_LIMIT, matchesRecordQuery, type ListedRecord, type ModelName, type ModelStore, type Payload, type RecordLister, type RecordQuery } from '../model-store.ts';
 import { assertNamespace, epochSeconds, expiresAtFrom, indexedFields, isLive } from '../shared/records.ts';
 
 /**
@@ -95,7 +95,7 @@ function view(entry: Entry): Payload {
   return payload;
 }
 
-class MemoryModelStore implements ModelStore {
+class MemoryModelStore implements ModelStore, RecordLister {
   readonly #ns: Namespace;
   readonly #afterWrite: () => void;
 
@@ -151,6 +151,18 @@ class MemoryModelStore implements ModelStore {
     }
   }
 
+  async list(model: ModelName, query: RecordQuery = {}): Promise<ListedRecord[]> {
+    const now = Date.now();
+    const found: ListedRecord[] = [];
+    for (const key of [...this.#ns.records.keys()].sort()) {
+      const entry = this.#ns.live(key, now);
+      if (entry === undefined || entry.model !== model) continue;
+      const payload = view(entry);
+      if (matchesRecordQuery(model, payload, query)) found.push({ id: entry.id, payload });
+    }
+    return found.slice(0, query.limit ?? DEFAULT_LIST_LIMIT);
+  }
+
   #findByIndex(
     model: ModelName,
     index: Map<string, string>,
@@ -170,7 +182,7 @@ export interface MemoryModelStoresOptions {
 }
 
 export interface MemoryModelStores {
-  forNamespace(namespace: string): ModelStore;
+  forNamespace(namespace: string): ModelStore & RecordLister;
   /** Removes every expired record now; returns how many. */
   sweepExpired(): number;
 }

@@ -1,5 +1,5 @@
 import { MongoServerError, type Collection, type Db } from 'mongodb';
-import { MODEL_NAMES, type ModelName, type Payload, type RecordStore, type StoredRecord } from '../model-store.ts';
+import { DEFAULT_LIST_LIMIT, MODEL_NAMES, matchesRecordQuery, type ListedRecord, type ModelName, type Payload, type RecordLister, type RecordQuery, type RecordStore, type StoredRecord } from '../model-store.ts';
 import { isDuplicateKeyError } from './duplicate-key.ts';
 import {
   assertNamespace,
@@ -80,7 +80,7 @@ export interface IndexReport {
 }
 
 export interface MongoModelStores {
-  forNamespace(namespace: string): RecordStore;
+  forNamespace(namespace: string): RecordStore & RecordLister;
   /** Creates the lookup and TTL indexes once per factory (call at startup); idempotent. */
   ensureIndexes(): Promise<IndexReport>;
   /** Deletes every expired record and consumption now; returns how many. */
@@ -119,7 +119,7 @@ class Collections {
   }
 }
 
-class MongoModelStore implements RecordStore {
+class MongoModelStore implements RecordStore, RecordLister {
   readonly #ns: string;
   readonly #c: Collections;
 
@@ -233,6 +233,28 @@ class MongoModelStore implements RecordStore {
    */
   async revokeByClientId(clientId: string, models: readonly ModelName[] = MODEL_NAMES): Promise<void> {
     await Promise.all(models.map((model) => this.#c.records(model).deleteMany({ ns: this.#ns, clientId })));
+  }
+
+  /**
+   * An operator's listing: by (ns, clientId) where asked (indexed on MongoDB), otherwise the
+   * namespace's records of that model, filtered here; FerretDB scans either way (STORES.md).
+   */
+  async list(model: ModelName, query: RecordQuery = {}): Promise<ListedRecord[]> {
+    const now = new Date();
+    const limit = query.limit ?? DEFAULT_LIST_LIMIT;
+    const filter = {
+      ns: this.#ns,
+      ...(query.clientId !== undefined && model !== 'Client' && { clientId: query.clientId }),
+      $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: now } }],
+    };
+    const found: ListedRecord[] = [];
+    for await (const doc of this.#c.records(model).find(filter).sort({ _id: 1 })) {
+      const payload = parsePayload(doc.payload, `${this.#c.records(model).collectionName}/${doc._id}`);
+      if (!matchesRecordQuery(model, payload, query)) continue;
+      found.push({ id: doc._id.slice(this.#ns.length + 1), payload });
+      if (found.length >= limit) break;
+    }
+    return found;
   }
 
   /**
