@@ -93,6 +93,30 @@ conformanceSuite(SUITE, (scenario) => {
     expect(tokens.scope?.split(' ').sort()).toEqual(['email', 'openid', 'profile']);
   });
 
+  scenario('PKCE is required (no code_challenge: invalid_request; wrong code_verifier: invalid_grant)', async () => {
+    const config = await agent();
+    const page = await world.newPage();
+    // Without a code_challenge the authorization endpoint answers the client with an error.
+    const state = client.randomState();
+    const refused = await world.authorizeInBrowser(client.buildAuthorizationUrl(config, {
+      redirect_uri: world.redirectUri, scope: 'openid', state,
+    }), page);
+    const error = await client.authorizationCodeGrant(config, refused, { expectedState: state }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(client.AuthorizationResponseError);
+    expect((error as client.AuthorizationResponseError).error).toBe('invalid_request');
+
+    // With one, the code is not redeemed for another verifier.
+    const verifier = client.randomPKCECodeVerifier();
+    const other = client.randomState();
+    const landed = await world.authorizeInBrowser(client.buildAuthorizationUrl(config, {
+      redirect_uri: world.redirectUri, scope: 'openid', state: other,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    }), page);
+    expect(await oauthError(client.authorizationCodeGrant(config, landed, {
+      expectedState: other, pkceCodeVerifier: client.randomPKCECodeVerifier(),
+    }))).toBe('invalid_grant');
+  });
+
   scenario('userinfo', async () => {
     const config = await agent();
     const { tokens } = await signedInAgent();
