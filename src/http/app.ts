@@ -27,6 +27,7 @@ import { readFormForProvider } from './provider-body.ts';
 import { bodyLimit } from './request-guards.ts';
 import { securityHeaders } from './security-headers.ts';
 import { handOverToProvider, pinForwardedHeaders, publicOriginOf } from './tenant-mount.ts';
+import type { EndpointRateLimits } from './rate-limit.ts';
 
 export interface AppDeps {
   baseUrl: string;
@@ -51,6 +52,8 @@ export interface AppDeps {
   /** Request, token, error and store metrics; GET /metrics serves them with `metricsToken`. */
   metrics?: CastellanMetrics;
   metricsToken?: string | undefined;
+  /** Request rate limits per address and per client on the token, registration, device and sign-in endpoints. */
+  rateLimits: EndpointRateLimits;
 }
 
 const DISCOVERY_PATH = '/.well-known/openid-configuration';
@@ -65,7 +68,9 @@ function requireGet(ctx: Context): void {
 }
 
 export function createApp(deps: AppDeps): Koa {
-  const app = new Koa({ proxy: deps.trustProxy });
+  // Behind a trusted proxy the client is the last X-Forwarded-For entry, the one the proxy
+  // appended: earlier entries are whatever the client sent (and would dodge per-address limits).
+  const app = new Koa({ proxy: deps.trustProxy, maxIpsCount: 1 });
   const origin = publicOriginOf(deps.baseUrl);
   const interactions: InteractionDeps = {
     checkLogin: deps.checkLogin, accounts: deps.accounts, modelStores: deps.modelStores, upstreamLinks: deps.upstreamLinks, mfa: deps.mfa, audit: deps.audit, log: deps.log,
@@ -94,6 +99,7 @@ export function createApp(deps: AppDeps): Koa {
       deps.metrics?.watchProvider(runtime.provider);
       useTenantLookForErrors(ctx, pageLook(runtime.tenantId, runtime.settings));
       const rest = tenantPath[2] ?? '/';
+      await deps.rateLimits.admit(ctx, runtime, rest);
       if (rest.startsWith('/interaction/')) {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
         return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), interactions);
@@ -124,7 +130,7 @@ export function createApp(deps: AppDeps): Koa {
         }
       }
       if (deviceFlow.enabled && ctx.method === 'POST' && rest === '/device' && (await guardCodeEntry(ctx, runtime, deps.deviceLimits))) return;
-      return handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy);
+      return deps.rateLimits.answer(ctx, runtime, rest, () => handOverToProvider(ctx, runtime, rest, origin, deps.trustProxy));
     }
 
     if (path === '/healthz') {

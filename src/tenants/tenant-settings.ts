@@ -3,6 +3,7 @@ import { isValidNetworkAllowlistEntry } from '../registration/cimd/address-polic
 import { mfaSettingsSchema } from '../interactions/mfa/mfa-settings.ts';
 import { brandingSchema, consentSettingsSchema } from '../interactions/page-settings.ts';
 import { upstreamIdpsSchema } from '../interactions/upstream/upstream-settings.ts';
+import { rateLimitsSchema } from '../http/rate-limit-settings.ts';
 import { keyRotationSettingsSchema } from '../keys/rotation-settings.ts';
 
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is one RFC 6749 §3.3 token');
@@ -221,6 +222,8 @@ export const tenantSettingsSchema = z.object({
   consent: consentSettingsSchema,
   mfa: mfaSettingsSchema,
   upstreamIdps: upstreamIdpsSchema,
+  /** Request rate limits per endpoint (src/http/rate-limit.ts). */
+  rateLimits: rateLimitsSchema,
   /** Signing-key rotation schedule and retention (src/keys/rotation-settings.ts). */
   keys: keyRotationSettingsSchema,
 }).superRefine((s, ctx) => {
