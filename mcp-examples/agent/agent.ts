@@ -1,6 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { extractWWWAuthenticateParams, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { extractWWWAuthenticateParams, UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { startCallbackReceiver, type CallbackReceiver } from './callback-receiver.ts';
 import { AgentOAuthProvider } from './oauth-provider.ts';
@@ -22,6 +23,13 @@ export interface AgentOptions {
   clientName?: string;
   /** A Client ID Metadata Document URL (https) to use as client_id; without it the agent registers (DCR). */
   clientMetadataUrl?: string;
+  /** A client registered beforehand at the AS (client_id, client_secret): the agent does not register. */
+  clientInformation?: OAuthClientInformationMixed;
+  /**
+   * A non-interactive OAuth provider (client credentials, a JWT bearer grant): the agent acts as
+   * itself, with no user, no redirect and no registration; the other auth options are unused.
+   */
+  machineAuth?: OAuthClientProvider;
   /** Loopback port for the redirect; 0 (default) takes a free one. A metadata document must list the URI. */
   callbackPort?: number;
   /**
@@ -77,6 +85,7 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
     redirectUrl: callback.redirectUrl,
     clientName: options.clientName ?? 'Castellan example agent',
     ...(options.clientMetadataUrl ? { clientMetadataUrl: options.clientMetadataUrl } : {}),
+    ...(options.clientInformation ? { clientInformation: options.clientInformation } : {}),
     onRedirect(url) {
       const state = url.searchParams.get('state') ?? '';
       // Wait first, then send the user: the redirect cannot arrive before its waiter.
@@ -117,7 +126,8 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
     authorizations += 1;
   }
 
-  const newTransport = () => new StreamableHTTPClientTransport(new URL(options.serverUrl), { authProvider: provider, fetch: observingFetch });
+  const authProvider = options.machineAuth ?? provider;
+  const newTransport = () => new StreamableHTTPClientTransport(new URL(options.serverUrl), { authProvider, fetch: observingFetch });
 
   /** A connected client; a first 401 is answered by authorizing, then connecting again. */
   async function connect(): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
@@ -157,9 +167,11 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
   return {
     redirectUrl: callback.redirectUrl,
     get clientId() {
+      if (options.machineAuth) return (options.machineAuth.clientInformation() as OAuthClientInformationMixed | undefined)?.client_id;
       return provider.clientInformation()?.client_id;
     },
     get grantedScopes() {
+      if (options.machineAuth) return ((options.machineAuth.tokens() as { scope?: string } | undefined)?.scope ?? '').split(' ').filter((s) => s !== '');
       return provider.grantedScopes;
     },
     get registrations() {

@@ -19,6 +19,8 @@ export interface AgentOAuthProviderOptions {
   clientName: string;
   /** An https URL serving this client's metadata document (its client_id). */
   clientMetadataUrl?: string;
+  /** A client registered beforehand (client_id, and client_secret for a confidential one): no DCR. */
+  clientInformation?: OAuthClientInformationMixed;
   /** Called with the authorization URL the user must visit. */
   onRedirect(url: URL): void;
 }
@@ -40,6 +42,7 @@ export class AgentOAuthProvider implements OAuthClientProvider {
     this.redirectUrl = options.redirectUrl;
     this.clientMetadataUrl = options.clientMetadataUrl;
     this.#onRedirect = options.onRedirect;
+    this.#client = options.clientInformation;
     this.#metadata = {
       client_name: options.clientName,
       redirect_uris: [options.redirectUrl],

@@ -75,6 +75,47 @@ export interface McpHttpServerOptions {
   onError?: (error: unknown) => void;
 }
 
+/**
+ * INSECURE test mode, for the MCP conformance package's server scenarios only (they send no
+ * token): with MCP_EXAMPLE_INSECURE_CONFORMANCE_MODE=1 every request is served as an anonymous
+ * caller holding all the server's scopes. Refused unless the server listens on loopback, and
+ * announced on stderr at start.
+ */
+export const INSECURE_CONFORMANCE_MODE_ENV = 'MCP_EXAMPLE_INSECURE_CONFORMANCE_MODE';
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** The hostname of a Host header or Origin URL, brackets kept for IPv6 ("[::1]"). */
+function hostnameOf(value: string): string | undefined {
+  try {
+    return new URL(value.includes('://') ? value : `http://${value}`).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * In the insecure test mode only: the request comes from this machine by name too (Host and
+ * Origin loopback), so a web page cannot reach the unauthenticated server by DNS rebinding.
+ */
+function loopbackByName(req: IncomingMessage): boolean {
+  const names = ['localhost', '127.0.0.1', '[::1]'];
+  const host = hostnameOf(req.headers.host ?? '');
+  const origin = req.headers.origin;
+  return host !== undefined && names.includes(host) && (origin === undefined || names.includes(hostnameOf(origin) ?? ''));
+}
+
+/** The anonymous caller of the insecure test mode, or undefined when the mode is off. */
+function insecureConformanceCaller(options: McpHttpServerOptions): AuthInfo | undefined {
+  if (process.env[INSECURE_CONFORMANCE_MODE_ENV] !== '1') return undefined;
+  const host = options.host ?? '127.0.0.1';
+  if (!LOOPBACK_HOSTS.has(host)) {
+    throw new Error(`${INSECURE_CONFORMANCE_MODE_ENV}=1 serves unauthenticated calls: refused on ${host}, allowed on loopback only`);
+  }
+  console.error(`[${options.name}] WARNING: INSECURE CONFORMANCE TEST MODE (${INSECURE_CONFORMANCE_MODE_ENV}=1): NO AUTHENTICATION, every request is served as an anonymous caller with all scopes. Never use this outside tests.`);
+  const scopes = [...new Set([...options.scopesSupported, ...options.requiredScopes])];
+  return { token: '', clientId: 'insecure-conformance-mode', scopes, extra: { sub: 'insecure-conformance-mode' } };
+}
+
 /** Bodies of MCP requests are small; anything larger is refused before parsing. */
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -97,6 +138,7 @@ function scopesForCalls(body: unknown, toolScopes: ReadonlyMap<string, readonly 
 export async function startMcpHttpServer(options: McpHttpServerOptions): Promise<RunningHttpServer> {
   const onError = options.onError ?? ((error: unknown) => console.error(`[${options.name}]`, error));
   const path = new URL(options.resource).pathname;
+  const anonymous = insecureConformanceCaller(options);
   const toolScopes = new Map(options.tools.map((tool) => [tool.name, tool.scopes]));
   const auth = createNodeBearerAuth({
     verifier: options.verifier,
@@ -118,7 +160,11 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       sendJson(res, 404, { error: 'not_found' });
       return;
     }
-    const authInfo = await auth.authenticate(req, res);
+    if (anonymous && !loopbackByName(req)) {
+      sendJson(res, 403, jsonRpcError(-32000, 'insecure conformance mode: loopback Host and Origin only'));
+      return;
+    }
+    const authInfo = anonymous ?? await auth.authenticate(req, res);
     if (!authInfo) return;
     // Stateless: no sessions to resume or delete and no standalone SSE stream (MCP clients
     // take 405 on GET as "no stream offered").
