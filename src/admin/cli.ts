@@ -1,177 +1,66 @@
-import { parseArgs } from 'node:util';
-import { loadSettings, SettingsError, type Settings } from '../config/settings.ts';
-import { totpEvent } from '../observability/audit.ts';
-import { verifyAuditEvents } from '../observability/audit-chain.ts';
-import { createLogger } from '../observability/logger.ts';
-import { openCore, type CastellanCore } from '../server.ts';
-
-const USAGE = `usage: npm run castellan -- <command>
-
-commands:
-  initial-access-token <tenant> [--ttl <seconds>]
-      Issues an RFC 7591 initial access token for a tenant whose registration.mode is
-      "initial-access-token", and prints it. Default lifetime: 86400 s.
-  user create <tenant> <login> [--email <address>] [--name <full name>]
-      Creates a user who signs in with a password (hashed with argon2id). The password is
-      read from standard input (first line), never from the command line.
-  user totp-reset <tenant> <login>
-      Removes the user's two-step verification (TOTP) and its recovery codes, e.g. after
-      a lost phone. The next sign-in asks for the password only, or, where the tenant
-      requires TOTP, sets it up again.
-  audit verify <tenant> [--head <hash>]
-      Walks the tenant's hash-chained audit events and prints "ok: N events, head <hash>",
-      or the first edited, deleted or misplaced event (exit code 1). Keep the printed head
-      somewhere else: deleting the newest events is only detectable against it, by passing
-      it back as --head (the chain must still contain it).
-
-Settings come from the same environment as the server (MONGODB_URL, REDIS_URL,
-CASTELLAN_KEY_ENCRYPTION_KEY, ...): the CLI must use the server's stores.`;
-
-/** The operator's command line; the admin API (a later step) will offer the same operations. */
-async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ttl: { type: 'string' },
-      email: { type: 'string' },
-      name: { type: 'string' },
-      head: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const [command, tenant] = positionals;
-  if (!values.help && command === 'user' && positionals[1] === 'create' && positionals[2] && positionals[3]) {
-    return createUser(positionals[2], positionals[3], { email: values.email, name: values.name });
-  }
-  if (!values.help && command === 'user' && positionals[1] === 'totp-reset' && positionals[2] && positionals[3]) {
-    return resetTotp(positionals[2], positionals[3]);
-  }
-  if (!values.help && command === 'audit' && positionals[1] === 'verify' && positionals[2]) {
-    return verifyAudit(positionals[2], values.head);
-  }
-  if (values.help || command !== 'initial-access-token' || !tenant) {
-    process.stderr.write(`${USAGE}\n`);
-    return values.help ? 0 : 2;
-  }
-  const ttl = values.ttl === undefined ? 86_400 : Number(values.ttl);
-  if (!Number.isInteger(ttl) || ttl < 60 || ttl > 365 * 86_400) {
-    process.stderr.write('--ttl must be a whole number of seconds from 60 to 31536000\n');
-    return 2;
-  }
-  const settings = sharedStoreSettings();
-  if (!settings) return 2;
-  return withCore(settings, async (core) => {
-    const runtime = await core.tenants.get(tenant);
-    if (runtime.settings.registration.mode !== 'initial-access-token') {
-      process.stderr.write(`tenant "${tenant}" does not use initial access tokens (registration.mode is "${runtime.settings.registration.mode}")\n`);
-      return 2;
-    }
-    const token = new runtime.provider.InitialAccessToken({ expiresIn: ttl });
-    process.stdout.write(`${await token.save()}\n`);
-    return 0;
-  });
-}
+import { auditCommands } from './cli/audit.ts';
+import { clientCommands } from './cli/client.ts';
+import { UsageError, type CommandGroup } from './cli/command.ts';
+import { initCommand } from './cli/init.ts';
+import { initialAccessTokenCommand } from './cli/initial-access-token.ts';
+import { keyCommands } from './cli/key.ts';
+import { serveCommand } from './cli/serve.ts';
+import { tenantCommands } from './cli/tenant.ts';
+import { userCommands } from './cli/user.ts';
 
 /**
- * The server's settings, or undefined (said on stderr) when they name the in-memory store:
- * the CLI must change the stores a running server uses.
+ * The operator's command line: `castellan <group> ...` (bin/castellan.mjs, or
+ * `npm run castellan -- ...`). Each verb group is a module of src/admin/cli/ over the same
+ * admin services as the admin API (src/admin/services/), so both change the stores alike
+ * and record the same audit events (actor: the OS user).
  */
-function sharedStoreSettings(): Settings | undefined {
-  const settings = loadSettings();
-  if (settings.storage !== 'memory') return settings;
-  process.stderr.write('no MONGODB_URL: an in-memory store cannot be shared with a running server\n');
-  return undefined;
-}
+const GROUPS: readonly CommandGroup[] = [
+  initCommand, tenantCommands, clientCommands, userCommands, keyCommands, initialAccessTokenCommand, auditCommands, serveCommand,
+];
 
-/** Opens the server's stores, runs one command against them and closes them again; the command's exit code. */
-async function withCore(settings: Settings, command: (core: CastellanCore) => Promise<number>): Promise<number> {
-  const core = await openCore(settings, createLogger('warn'));
+const USAGE = `usage: castellan <command>   (or: npm run castellan -- <command>)
+
+commands:
+${GROUPS.map((g) => g.usage).join('\n')}
+
+Settings come from the same environment as the server (MONGODB_URL, REDIS_URL,
+CASTELLAN_KEY_ENCRYPTION_KEY, ...): the CLI must use the server's stores. Results go to
+standard output; notes, errors and audit log lines to standard error.`;
+
+/** The exit code: 0 done, 1 refused or failed, 2 bad usage; 'serving' keeps the process. */
+async function main(argv: string[]): Promise<number | 'serving'> {
+  const [name, ...rest] = argv;
+  const group = GROUPS.find((g) => g.name === name);
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help' || !group || rest.includes('--help') || rest.includes('-h')) {
+    process.stderr.write(`${USAGE}\n`);
+    return group || name === '--help' || name === '-h' || name === 'help' ? 0 : 2;
+  }
   try {
-    return await command(core);
-  } finally {
-    await core.close();
+    return await group.run(rest);
+  } catch (err) {
+    // parseArgs refuses unknown options and missing values with ERR_PARSE_ARGS_* codes.
+    const code = (err as { code?: unknown }).code;
+    if (err instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`castellan ${name}: ${(err as Error).message}\n\n${group.usage}\n`);
+      return 2;
+    }
+    throw err;
   }
 }
 
-/** The first line of standard input: how a password reaches the CLI without showing in `ps`. */
-async function readPasswordFromStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) {
-    chunks.push(chunk as Buffer);
-    if (Buffer.concat(chunks).includes(0x0a)) break;
-  }
-  return (Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '');
-}
-
-async function createUser(tenant: string, login: string, claims: { email: string | undefined; name: string | undefined }): Promise<number> {
-  const settings = sharedStoreSettings();
-  if (!settings) return 2;
-  const password = await readPasswordFromStdin();
-  return withCore(settings, async (core) => {
-    if (!(await core.storage.tenants.get(tenant))) {
-      process.stderr.write(`unknown tenant "${tenant}"\n`);
-      return 2;
-    }
-    const user = await core.storage.users.create({
-      tenant,
-      login,
-      password,
-      claims: { ...(claims.email ? { email: claims.email, email_verified: false } : {}), ...(claims.name ? { name: claims.name } : {}) },
-    });
-    process.stdout.write(`${user.id}\n`);
-    return 0;
-  });
-}
-
-async function resetTotp(tenant: string, login: string): Promise<number> {
-  const settings = sharedStoreSettings();
-  if (!settings) return 2;
-  return withCore(settings, async (core) => {
-    const user = await core.storage.users.findByLogin(tenant, login);
-    if (!user) {
-      process.stderr.write(`no user "${login}" in tenant "${tenant}"\n`);
-      return 2;
-    }
-    if (!user.totp) {
-      process.stdout.write(`${user.id}: no two-step verification to remove\n`);
-      return 0;
-    }
-    await core.totp.disable(tenant, user.id);
-    await core.audit.record(totpEvent(tenant, user.id, 'totp_reset', 'operator'));
-    process.stdout.write(`${user.id}: two-step verification removed\n`);
-    return 0;
-  });
-}
-
-async function verifyAudit(tenant: string, anchor: string | undefined): Promise<number> {
-  if (anchor !== undefined && !/^[0-9a-f]{64}$/.test(anchor)) {
-    process.stderr.write('--head must be a head hash printed by an earlier verify (64 hex digits)\n');
-    return 2;
-  }
-  const settings = sharedStoreSettings();
-  if (!settings) return 2;
-  return withCore(settings, async (core) => {
-    if (!core.auditEvents) return 2;
-    if (!(await core.storage.tenants.get(tenant))) {
-      process.stderr.write(`unknown tenant "${tenant}"\n`);
-      return 2;
-    }
-    const result = await verifyAuditEvents(core.auditEvents, tenant, anchor === undefined ? {} : { anchor });
-    if (result.ok) {
-      process.stdout.write(`ok: ${result.count} events, head ${result.head}\n`);
-      return 0;
-    }
-    process.stdout.write(`broken at seq ${result.seq} (${result.problem}): ${result.detail}; ${result.count} events verified before it\n`);
-    return 1;
-  });
+/** One line, never a stack: oidc-provider's errors keep their detail in error_description. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const detail = (err as { error_description?: unknown }).error_description;
+  return typeof detail === 'string' && detail !== '' && !err.message.includes(detail) ? `${err.message}: ${detail}` : err.message;
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => {
+    if (code !== 'serving') process.exit(code);
+  },
   (err: unknown) => {
-    const message = err instanceof SettingsError || err instanceof Error ? err.message : String(err);
-    process.stderr.write(`castellan: ${message}\n`);
+    process.stderr.write(`castellan: ${describe(err)}\n`);
     process.exit(1);
   },
 );
