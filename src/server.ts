@@ -23,6 +23,8 @@ import { TenantRegistry } from './tenants/tenant-registry.ts';
 import { startUnusedClientSweeper } from './registration/abuse/unused-clients.ts';
 import { startRotationSchedule } from './keys/rotation-schedule.ts';
 import { newTenantSchema } from './tenants/tenant-store.ts';
+import { createAdminApi } from './admin/api/admin-router.ts';
+import { ensureSystemTenant } from './admin/services/system-tenant.ts';
 
 export interface RunningCastellan {
   url: string;
@@ -147,10 +149,16 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
 /** Wires settings, storage, keys, tenants and HTTP together and listens. */
 export async function startCastellan(settings: Settings, log: Logger, options: StartOptions = {}): Promise<RunningCastellan> {
   const metrics = options.metrics ?? createMetrics();
-  const { storage, keyring, tenants, policy, totp, audit } = await openCore(settings, log, { ...options, metrics });
+  const core = await openCore(settings, log, { ...options, metrics });
+  const { storage, keyring, tenants, policy, totp, audit } = core;
   let draining = false;
   try {
     await createConfiguredTenants(settings, storage, log);
+    // The admin API's tokens come from the system tenant (README "Admin API").
+    const admin = settings.adminApi ? createAdminApi({ baseUrl: settings.baseUrl, systemTenant: settings.systemTenant, core, log }) : undefined;
+    if (admin && (await ensureSystemTenant(core, { tenantId: settings.systemTenant, baseUrl: settings.baseUrl }, { via: 'schedule', subject: 'start-up' }))) {
+      log.info({ tenant: settings.systemTenant }, 'system tenant created for the admin API; create an admin client with `castellan init`');
+    }
     const demo = settings.demo.enabled
       ? await seedDemoTenant(
         {
@@ -189,6 +197,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       ready: async () => !draining && (await within(storage.ping(), READY_TIMEOUT_MS, false)),
       metrics,
       metricsToken: settings.metricsToken,
+      admin,
       rateLimits: createEndpointRateLimits({ counters: storage.endpointLimits, enabled: settings.rateLimits, log }),
     });
     const sweeper = startUnusedClientSweeper({

@@ -83,6 +83,10 @@ export const settingsSchema = z
       .union([z.number(), z.string().regex(/^\d{1,3}$/, 'must be a whole number of seconds').transform(Number)])
       .pipe(z.number().int().min(0).max(600))
       .default(10),
+    /** The admin API at /admin/v1, protected by access tokens of the system tenant (README "Admin API"). */
+    adminApi: flag.default(true),
+    /** The tenant whose clients administer Castellan; created at start-up while the admin API is on. */
+    systemTenant: tenantIdSchema.default('system'),
     demo: z
       .object({
         enabled: flag.default(true),
@@ -144,6 +148,8 @@ const ENV_NAMES = {
   fetchCaFile: 'CASTELLAN_FETCH_CA_FILE',
   trustProxy: 'CASTELLAN_TRUST_PROXY',
   metricsToken: 'CASTELLAN_METRICS_TOKEN',
+  adminApi: 'CASTELLAN_ADMIN_API',
+  systemTenant: 'CASTELLAN_SYSTEM_TENANT',
   shutdownDrainSeconds: 'CASTELLAN_SHUTDOWN_DRAIN_SECONDS',
   rateLimits: 'CASTELLAN_RATE_LIMITS',
 } as const satisfies Partial<Record<keyof ParsedSettings, string>>;

@@ -208,3 +208,21 @@ export class InsufficientScopeError extends CastellanError {
     this.headers = { 'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${scope}"` };
   }
 }
+
+/**
+ * RFC 6750 §3.1: no bearer token, or one that is not valid here (bad signature, expired,
+ * another issuer or audience). Without a token the challenge carries no error code (§3).
+ */
+export class InvalidTokenError extends CastellanError {
+  readonly code = 'INVALID_TOKEN';
+  readonly status = 401;
+  readonly oauthError = 'invalid_token';
+  override readonly headers: Readonly<Record<string, string>>;
+  constructor(message: string, options: { realm: string; missing?: boolean }) {
+    super(message);
+    this.name = 'InvalidTokenError';
+    this.headers = {
+      'WWW-Authenticate': options.missing ? `Bearer realm="${options.realm}"` : `Bearer realm="${options.realm}", error="invalid_token", error_description="${message.replace(/["\\]/g, '')}"`,
+    };
+  }
+}

@@ -54,6 +54,8 @@ export interface AppDeps {
   metricsToken?: string | undefined;
   /** Request rate limits per address and per client on the token, registration, device and sign-in endpoints. */
   rateLimits: EndpointRateLimits;
+  /** The admin API (src/admin/api), answering /admin/v1 and below; absent when it is off. */
+  admin?: { handle(ctx: Context): Promise<void> } | undefined;
 }
 
 const DISCOVERY_PATH = '/.well-known/openid-configuration';
@@ -85,6 +87,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(async (ctx) => {
     const path = ctx.path;
+    if (deps.admin && (path === '/admin/v1' || path.startsWith('/admin/v1/'))) return deps.admin.handle(ctx);
     const wellKnown = ROOT_WELL_KNOWN.exec(path);
     if (wellKnown) {
       requireGet(ctx);

@@ -67,3 +67,29 @@ export function toErrorResponse(thrown: unknown, log?: Logger): ErrorResponse {
     headers: {},
   };
 }
+
+/** RFC 9457 problem details: the admin API's error body (same mapping as above, other shape). */
+export interface ProblemDetails {
+  /** about:blank: the status says it all; `error` carries Castellan's OAuth-style code. */
+  type: 'about:blank';
+  title: string;
+  status: number;
+  detail: string;
+  error: string;
+}
+
+const STATUS_TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+
+/** Renders any thrown value through toErrorResponse as application/problem+json (RFC 9457 §3). */
+export function toProblemResponse(thrown: unknown, log?: Logger): { status: number; body: ProblemDetails; headers: Record<string, string> } {
+  const { status, body, headers } = toErrorResponse(thrown, log);
+  return {
+    status,
+    headers,
+    body: { type: 'about:blank', title: STATUS_TITLES[status] ?? 'Error', status, detail: body.error_description, error: body.error },
+  };
+}
