@@ -41,9 +41,10 @@ describe('keyring: emergency withdrawal and generation-bound activation', () => 
   });
 
   it('activateNext at a generation already taken reports the winner; a generation beyond the next is refused', async () => {
-    const { keyring } = setup();
+    const { keyring, advance } = setup();
     await keyring.ensureActiveKeys('acme', ['ES256']);
     const first = await keyring.prepareNext('acme', 'ES256');
+    advance(1); // the oldest prepared key is the one activated
     const spare = await keyring.prepareNext('acme', 'ES256');
     expect(await keyring.activateNext('acme', 'ES256', { generation: 2 })).toEqual({ alg: 'ES256', kid: first, generation: 2, won: true });
     // A second scheduler that read generation 1 as active: no second rotation, the spare stays next.
