@@ -197,7 +197,7 @@ conformanceSuite('metadata', (scenario) => {
     expect(userinfo.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
   });
 
-  scenario('OIDC Discovery §3: what is advertised as unsupported is refused (claims, request, request_uri parameters)', () => {
+  scenario('OIDC Discovery §3: the request, request_uri and claims parameters are advertised as unsupported (oidf-basic checks how they are answered)', () => {
     // Absent request_parameter_supported means false (§3); Castellan says so or leaves it out.
     expect(as.request_parameter_supported ?? false).toBe(false);
     expect(as.request_uri_parameter_supported).toBe(false);
