@@ -38,8 +38,9 @@ const serverScenarios = listScenarios('server');
 
 /** Why a client scenario is not run with the agent, or undefined when it is. */
 function clientScenarioSkip(name: string): string | undefined {
-  if (name.startsWith('auth/')) return undefined;
-  return 'not an authorization scenario: the example agent is tested here as an OAuth client; its MCP messaging is the SDK client\'s';
+  if (name.startsWith('auth/') || name === 'initialize') return undefined;
+  if (name.startsWith('elicitation')) return 'the example agent offers no elicitation (it declares no client capabilities)';
+  return "calls the package's own test tool with arguments the scenario chooses; the example agent calls only the tools its user names, and is tested here as an OAuth client";
 }
 
 /** The scenarios that exercise only what every example MCP server offers. */
@@ -95,6 +96,11 @@ function exampleEnv(port: number, extra: Record<string, string>): NodeJS.Process
   };
 }
 
+/** The end of the package's console output, without its colour codes. */
+function tail(output: string): string {
+  return output.replace(/\x1b\[[0-9;]*m/g, '').slice(-3000);
+}
+
 const outputDir = mkdtempSync(join(tmpdir(), 'castellan-mcp-conformance-'));
 const clientResults = new Map<string, { checks: ConformanceCheck[] | undefined; exitCode: number; output: string }>();
 const serverResults = new Map<string, Map<string, ConformanceCheck[]>>();
@@ -138,10 +144,10 @@ conformanceSuite(SUITE, (scenario) => {
       if (skip) return context.skip(skip);
       const result = clientResults.get(listed.name);
       if (!result) throw new Error('the scenario did not run');
-      const problem = verdict(result.checks);
-      expect(problem, result.output.slice(-3000)).toBeUndefined();
-      // The package's own verdict too: its exit status also counts a client that crashed or hung.
-      expect(result.exitCode, result.output.slice(-3000)).toBe(0);
+      const problem = verdict(result.checks)
+        // The package's own verdict too: its exit status also counts a client that crashed or hung.
+        ?? (result.exitCode === 0 ? undefined : `the conformance run exited with status ${result.exitCode}`);
+      if (problem) throw new Error(`${problem}\n\n${tail(result.output)}`);
     });
   }
 
@@ -151,7 +157,7 @@ conformanceSuite(SUITE, (scenario) => {
         const skip = serverScenarioSkip(listed.name);
         if (skip) return context.skip(skip);
         const problem = verdict(serverResults.get(example.label)?.get(listed.name));
-        expect(problem).toBeUndefined();
+        if (problem) throw new Error(problem);
       });
     }
   }
