@@ -5,8 +5,9 @@ import { TooManyRequestsError } from '../errors/errors.ts';
 import { registrationSource } from '../registration/abuse/registration-limits.ts';
 import type { RateLimit, RateVerdict } from '../storage/rate-limits.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
-import { readFormForProvider } from './provider-body.ts';
+import { handBodyToProvider } from './provider-body.ts';
 import type { RateLimitedEndpoint, RateLimitSettings } from './rate-limit-settings.ts';
+import { readFormBody } from './request-body.ts';
 import type { EndpointLimitCounters } from './rate-limit-store.ts';
 
 /**
@@ -108,11 +109,28 @@ export function credentialedClientOf(authorization: string, form: URLSearchParam
   return claimed && claimed.length <= MAX_CLIENT_ID ? claimed : undefined;
 }
 
-/** The request's form, whether Castellan already read it for the provider or not. */
+/**
+ * The request's form, whether Castellan already read it for the provider or not. Read here,
+ * it is handed on with repeated parameters kept (RFC 8707 allows several `resource`).
+ */
 async function formOf(ctx: Context): Promise<URLSearchParams | undefined> {
   const given = (ctx.req as IncomingMessage & { body?: unknown }).body;
-  if (given && typeof given === 'object') return new URLSearchParams(given as Record<string, string>);
-  return ctx.req.readable ? readFormForProvider(ctx) : undefined;
+  if (given && typeof given === 'object') {
+    const form = new URLSearchParams();
+    for (const [key, value] of Object.entries(given)) {
+      for (const item of Array.isArray(value) ? value : [value]) form.append(key, String(item));
+    }
+    return form;
+  }
+  if (!ctx.req.readable || !ctx.is('application/x-www-form-urlencoded')) return undefined;
+  const form = await readFormBody(ctx);
+  const body: Record<string, string | string[]> = {};
+  for (const key of new Set(form.keys())) {
+    const values = form.getAll(key);
+    body[key] = values.length === 1 ? values[0] ?? '' : values;
+  }
+  handBodyToProvider(ctx, body);
+  return form;
 }
 
 const CHARGED_ADDRESS = Symbol('castellan.rateLimit.address');

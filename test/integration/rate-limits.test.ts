@@ -278,6 +278,20 @@ describe('endpoint rate limits on the in-memory store', () => {
     expect(text).toMatch(/castellan_http_requests_total\{[^}]*route="token"[^}]*status="429"[^}]*\} 1\b/);
   });
 
+  it('hands the form it reads on to the provider with repeated parameters kept', async () => {
+    // A public client at device authorization: the form is read here (no Authorization header).
+    const form = new URLSearchParams([
+      ['client_id', 'demo-agent'], ['scope', 'openid'],
+      ['resource', 'https://unknown.example/api'], ['resource', 'http://localhost:3001/mcp'],
+    ]);
+    const response = await fetch(`${castellan.issuer}/device/auth`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(),
+    });
+    // Both resources reached the provider: the unknown one is refused (keeping only the last would pass).
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as Record<string, unknown>).error).toBe('invalid_target');
+  });
+
   it('applies no limit when CASTELLAN_RATE_LIMITS is off (benchmarks)', async () => {
     for (let i = 0; i < 6; i += 1) {
       expect((await call(unlimited.running.url, { path: '/token', form: BOGUS_CODE })).status).toBe(400);
