@@ -68,6 +68,11 @@ function printAndOpen(log: (line: string) => void): (url: URL) => void {
   };
 }
 
+/** A provider's answer when it is at hand (the SDK allows promises; the agent's getters are synchronous). */
+function settled<T>(value: T | Promise<T>): T | undefined {
+  return value instanceof Promise ? undefined : value;
+}
+
 /** The text of a tool result's text parts, joined. */
 export function resultText(result: CallToolResult): string {
   return result.content.map((part) => (part.type === 'text' ? part.text : '')).join('');
@@ -167,11 +172,11 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
   return {
     redirectUrl: callback.redirectUrl,
     get clientId() {
-      if (options.machineAuth) return (options.machineAuth.clientInformation() as OAuthClientInformationMixed | undefined)?.client_id;
+      if (options.machineAuth) return settled(options.machineAuth.clientInformation())?.client_id;
       return provider.clientInformation()?.client_id;
     },
     get grantedScopes() {
-      if (options.machineAuth) return ((options.machineAuth.tokens() as { scope?: string } | undefined)?.scope ?? '').split(' ').filter((s) => s !== '');
+      if (options.machineAuth) return (settled(options.machineAuth.tokens())?.scope ?? '').split(' ').filter((s) => s !== '');
       return provider.grantedScopes;
     },
     get registrations() {
