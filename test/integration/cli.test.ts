@@ -95,9 +95,15 @@ describe('the castellan CLI on FerretDB + Redis', () => {
     expect(secret).toMatch(/^[A-Za-z0-9_-]{32,}$/);
     expect(first.stdout).toContain(`issuer: ${castellan.baseUrl}/t/system`);
 
-    const token = await postToken(`${castellan.baseUrl}/t/system`, { grant_type: 'client_credentials', scope: 'admin:read admin:write' }, basicAuth(clientId!, secret!));
+    const resource = /^resource: (\S+)$/m.exec(first.stdout)?.[1];
+    expect(resource).toBe(`${castellan.baseUrl}/admin/v1`);
+    const token = await postToken(`${castellan.baseUrl}/t/system`, { grant_type: 'client_credentials', resource: resource!, scope: 'admin:read admin:write' }, basicAuth(clientId!, secret!));
     expect(token.status, JSON.stringify(token.body)).toBe(200);
     expect(token.body.scope).toBe('admin:read admin:write');
+    // The token opens the admin API.
+    const tenants = await fetch(`${castellan.baseUrl}/admin/v1/tenants`, { headers: { authorization: `Bearer ${String(token.body.access_token)}` } });
+    expect(tenants.status).toBe(200);
+    expect(JSON.stringify(await tenants.json())).toContain('"system"');
 
     const again = await cli(castellan.env, ['init']);
     expect(again.code, again.stderr).toBe(0);
