@@ -26,7 +26,8 @@ describe('signing-key rotation by command and by schedule on FerretDB + Redis', 
 
   beforeAll(async () => {
     castellan = await startTestCastellan('mongo+redis', 'key_rotation');
-    admin = createKeyAdmin({ keyring: castellan.running.keyring, tenants: castellan.running.tenants, audit });
+    const { keyring, tenants, storage } = castellan.running;
+    admin = createKeyAdmin({ keyring, tenants, storage, audit });
   });
   afterAll(async () => castellan?.stop());
 
@@ -111,6 +112,19 @@ describe('signing-key rotation by command and by schedule on FerretDB + Redis', 
     await expect(admin.rotate('demo', { alg: 'EdDSA', actor: operator })).rejects.toBeInstanceOf(InvalidRequestError);
     await expect(admin.rotate('nobody', { actor: operator })).rejects.toBeInstanceOf(TenantNotFoundError);
     await expect(admin.list('nobody')).rejects.toBeInstanceOf(TenantNotFoundError);
+    await expect(admin.list('Not A Tenant')).rejects.toBeInstanceOf(TenantNotFoundError);
+  });
+
+  it('lists and rotates the keys of a disabled tenant (it answers nowhere, operators still manage it)', async () => {
+    await castellan.running.storage.tenants.create({ id: 'dormant', displayName: 'Dormant' });
+    await castellan.running.tenants.get('dormant');
+    await castellan.running.storage.tenants.update('dormant', { disabled: true });
+    castellan.running.tenants.invalidate('dormant');
+    await expect(castellan.running.tenants.get('dormant')).rejects.toBeInstanceOf(TenantNotFoundError);
+    const before = (await admin.list('dormant')).filter((k) => k.state === 'active');
+    expect(before).toHaveLength(2);
+    const rotated = await admin.rotate('dormant', { alg: 'ES256', actor: operator });
+    expect(rotated[0]?.previousKid).toBe(before.find((k) => k.alg === 'ES256')?.kid);
   });
 
   it('retires a compromised active key at once: replaced, gone from the JWKS, its tokens no longer verify', async () => {

@@ -16,7 +16,7 @@ const USAGE = `  key list <tenant>
       it signed stop verifying; an active key is first replaced by a new one.`;
 
 function keyAdmin(core: CastellanCore): KeyAdmin {
-  return createKeyAdmin({ keyring: core.keyring, tenants: core.tenants, audit: core.audit });
+  return createKeyAdmin(core);
 }
 
 function parseAlg(value: string | undefined): SigningAlg | undefined {

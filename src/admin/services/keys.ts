@@ -1,9 +1,10 @@
-import { InvalidRequestError, NotFoundError } from '../../errors/errors.ts';
+import { InvalidRequestError, NotFoundError, TenantNotFoundError } from '../../errors/errors.ts';
 import { keyRetiredEvent, keyRotatedEvent } from '../../keys/key-events.ts';
 import type { Keyring, KeySummary } from '../../keys/keyring.ts';
 import type { SigningAlg } from '../../keys/signing-key-store.ts';
 import type { AuditSink } from '../../observability/audit.ts';
-import { signedTokenRetentionSeconds, type TenantSettings } from '../../tenants/tenant-settings.ts';
+import { signedTokenRetentionSeconds, tenantSettingsSchema, type TenantSettings } from '../../tenants/tenant-settings.ts';
+import { isValidTenantId } from '../../tenants/tenant-store.ts';
 import type { AdminActor } from './admin-actor.ts';
 
 /** What the key admin needs of the tenant registry (src/tenants/tenant-registry.ts). */
@@ -18,6 +19,11 @@ export interface KeyAdminDeps {
   keyring: Keyring;
   tenants: KeyAdminTenants;
   audit: AuditSink;
+  /**
+   * The tenant store: with it, tenants are read from their records, so a disabled tenant's
+   * keys can still be listed and retired (the registry answers for enabled tenants only).
+   */
+  storage?: { tenants: { get(id: string): Promise<{ settings: Record<string, unknown> } | undefined> } };
 }
 
 /** One signing key as an operator sees it: public facts only, dates as ISO 8601. */
@@ -82,7 +88,16 @@ function keyInfo(summary: KeySummary): KeyInfo | undefined {
  * node's provider is rebuilt at once; other nodes follow within the registry's re-read bound
  * (about 10 s).
  */
-export function createKeyAdmin({ keyring, tenants, audit }: KeyAdminDeps): KeyAdmin {
+export function createKeyAdmin({ keyring, tenants, audit, storage }: KeyAdminDeps): KeyAdmin {
+  async function settingsOf(tenant: string): Promise<{ settings: TenantSettings }> {
+    if (storage === undefined) return tenants.get(tenant);
+    const record = isValidTenantId(tenant) ? await storage.tenants.get(tenant) : undefined;
+    if (!record) throw new TenantNotFoundError(tenant);
+    const parsed = tenantSettingsSchema.safeParse(record.settings);
+    if (!parsed.success) throw new InvalidRequestError(`tenant "${tenant}" has invalid settings; fix them first`);
+    return { settings: parsed.data };
+  }
+
   async function refresh(tenant: string): Promise<void> {
     tenants.invalidate(tenant);
     // Rebuild now rather than on the next request; a failure shows there instead.
@@ -96,13 +111,13 @@ export function createKeyAdmin({ keyring, tenants, audit }: KeyAdminDeps): KeyAd
 
   return {
     async list(tenant) {
-      const { settings } = await tenants.get(tenant);
+      const { settings } = await settingsOf(tenant);
       const summaries = await keyring.describeKeys(tenant, { retentionSeconds: signedTokenRetentionSeconds(settings) });
       return summaries.map(keyInfo).filter((k): k is KeyInfo => k !== undefined);
     },
 
     async rotate(tenant, { alg, actor }) {
-      const { settings } = await tenants.get(tenant);
+      const { settings } = await settingsOf(tenant);
       if (alg !== undefined && !settings.signingAlgorithms.includes(alg)) {
         throw new InvalidRequestError(`tenant "${tenant}" does not sign with ${alg} (signingAlgorithms: ${settings.signingAlgorithms.join(', ')})`);
       }
@@ -124,7 +139,7 @@ export function createKeyAdmin({ keyring, tenants, audit }: KeyAdminDeps): KeyAd
     },
 
     async retire(tenant, kid, { actor }) {
-      const { settings } = await tenants.get(tenant);
+      const { settings } = await settingsOf(tenant);
       let withdrawn;
       try {
         withdrawn = await keyring.withdrawKey(tenant, kid, { retentionSeconds: signedTokenRetentionSeconds(settings) });
