@@ -77,8 +77,11 @@ describe('signing-key rotation by command and by schedule on FerretDB + Redis', 
     const oldToken = await issueJwt();
     expect(kidOf(oldToken)).toBe(activeBefore.ES256);
 
+    // A next key already published (as the schedule makes them) is the one that takes over.
+    const published = await castellan.running.keyring.prepareNext('demo', 'RS256');
     const rotated = await admin.rotate('demo', { actor: operator });
     expect(rotated.map((r) => r.alg).sort()).toEqual(['ES256', 'RS256']);
+    expect(rotated.find((r) => r.alg === 'RS256')?.kid).toBe(published);
     for (const r of rotated) {
       expect(r.previousKid).toBe(activeBefore[r.alg]);
       expect(r.kid).not.toBe(r.previousKid);

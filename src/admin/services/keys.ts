@@ -1,5 +1,6 @@
 import { InvalidRequestError, NotFoundError, TenantNotFoundError } from '../../errors/errors.ts';
 import { keyRetiredEvent, keyRotatedEvent } from '../../keys/key-events.ts';
+import { NoNextKeyError } from '../../keys/errors.ts';
 import type { Keyring, KeySummary } from '../../keys/keyring.ts';
 import type { SigningAlg } from '../../keys/signing-key-store.ts';
 import type { AuditSink } from '../../observability/audit.ts';
@@ -58,7 +59,10 @@ export interface RetiredKey {
 
 export interface KeyAdmin {
   list(tenant: string): Promise<KeyInfo[]>;
-  /** Rotates alg, or every signing alg of the tenant (RS256 and ES256 by default). */
+  /**
+   * Rotates alg, or every signing alg of the tenant (RS256 and ES256 by default). A next key
+   * already published (by the schedule) is the one activated; otherwise a fresh key.
+   */
   rotate(tenant: string, options: { alg?: SigningAlg; actor: AdminActor }): Promise<RotatedKey[]>;
   /**
    * Emergency retirement of a compromised key: it stops signing and stops being published
@@ -104,9 +108,23 @@ export function createKeyAdmin({ keyring, tenants, audit, storage }: KeyAdminDep
     await tenants.get(tenant).catch(() => undefined);
   }
 
-  async function activeKids(tenant: string, settings: TenantSettings): Promise<Map<SigningAlg, string>> {
-    const summaries = await keyring.describeKeys(tenant, { retentionSeconds: signedTokenRetentionSeconds(settings) });
-    return new Map(summaries.filter((s) => s.state === 'active').map((s) => [s.alg, s.kid]));
+  /**
+   * A new active key for alg: the oldest next key if one is published already (resource
+   * servers may know it), else a fresh one. A concurrent rotation of the same generation may
+   * win: its key is then the new one.
+   */
+  async function rotateAlg(tenant: string, alg: SigningAlg, summaries: readonly KeySummary[]) {
+    const active = summaries.find((s) => s.alg === alg && s.state === 'active');
+    const hasNext = summaries.some((s) => s.alg === alg && s.state === 'next');
+    if (hasNext && active?.generation !== undefined) {
+      try {
+        return await keyring.activateNext(tenant, alg, { generation: active.generation + 1 });
+      } catch (err) {
+        // Withdrawn meanwhile: make a fresh one instead.
+        if (!(err instanceof NoNextKeyError)) throw err;
+      }
+    }
+    return keyring.rotate(tenant, alg);
   }
 
   return {
@@ -122,13 +140,12 @@ export function createKeyAdmin({ keyring, tenants, audit, storage }: KeyAdminDep
         throw new InvalidRequestError(`tenant "${tenant}" does not sign with ${alg} (signingAlgorithms: ${settings.signingAlgorithms.join(', ')})`);
       }
       const algs = alg === undefined ? settings.signingAlgorithms : [alg];
-      const before = await activeKids(tenant, settings);
+      const summaries = await keyring.describeKeys(tenant, { retentionSeconds: signedTokenRetentionSeconds(settings) });
       const rotated: RotatedKey[] = [];
       try {
         for (const a of algs) {
-          // A concurrent rotation of the same generation may win: its key is then the new one.
-          const result = await keyring.rotate(tenant, a);
-          const previousKid = before.get(a);
+          const result = await rotateAlg(tenant, a, summaries);
+          const previousKid = summaries.find((s) => s.alg === a && s.state === 'active')?.kid;
           rotated.push({ alg: a, kid: result.kid, ...(previousKid === undefined ? {} : { previousKid }), generation: result.generation });
           await audit.record(keyRotatedEvent({ tenant, alg: a, kid: result.kid, previousKid, generation: result.generation, actor, reason: 'command' }));
         }
