@@ -4,6 +4,7 @@ import type { AdminActor } from '../../src/admin/services/admin-actor.ts';
 import { adminResourceUri, createAdminClient, systemTenantSettings } from '../../src/admin/services/system-tenant.ts';
 import { createMemoryAuditSink } from '../../src/observability/audit.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
+import { runCli } from '../support/cli.ts';
 import { basicAuth, introspect, postToken } from '../support/oauth.ts';
 
 const SYSTEM = 'system';
@@ -337,6 +338,16 @@ describe('admin API (/admin/v1) on FerretDB + Redis', () => {
       const everything = JSON.stringify(castellan.audit);
       for (const secret of secrets) expect(everything).not.toContain(secret);
       expect(everything).not.toContain('$argon2');
+    });
+
+    it('the operator\'s path: `castellan init` prints an admin client whose token opens the API', async () => {
+      const init = await runCli(castellan.env, ['init']);
+      expect(init.code, init.stderr).toBe(0);
+      const clientId = /^client_id: (\S+)$/m.exec(init.stdout)?.[1];
+      const secret = /^client_secret: (\S+)$/m.exec(init.stdout)?.[1];
+      expect(clientId && secret).toBeTruthy();
+      const token = await systemToken(String(clientId), String(secret));
+      expect((await as(token).get(`/tenants/${SYSTEM}`)).body).toMatchObject({ id: SYSTEM, disabled: false });
     });
 
     it('a disabled system tenant locks the admin API out', async () => {
