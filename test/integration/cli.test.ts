@@ -188,6 +188,15 @@ describe('the castellan CLI on FerretDB + Redis', () => {
     expect(rows.find((r) => r[0] === before)?.[2]).toBe('retired');
     expect(list.stdout).not.toMatch(/"d"|privateJwk|encrypted/);
 
+    const retired = await cli(castellan.env, ['key', 'retire', 'demo', before!]);
+    expect(retired.code, retired.stderr).toBe(0);
+    expect(retired.stdout).toBe(`ES256\t${before}\tretired (was retired)\n`);
+    expect(retired.stderr).toContain('key_retired');
+    castellan.running.tenants.invalidate('demo');
+    const jwks = (await (await fetch(`${castellan.issuer}/jwks`)).json()) as { keys: Array<{ kid: string }> };
+    expect(jwks.keys.map((k) => k.kid)).not.toContain(before);
+    expect(jwks.keys.map((k) => k.kid)).toContain(kid);
+
     const [badAlg, unknown, unknownOption] = await Promise.all([
       cli(castellan.env, ['key', 'rotate', 'demo', '--alg', 'HS256']),
       cli(castellan.env, ['key', 'list', 'nobody']),
