@@ -63,6 +63,14 @@ export const settingsSchema = z
     redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
     /** Redis key prefix, so several deployments can share one Redis. */
     redisPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,40}$/).default('castellan'),
+    /**
+     * How long one MongoDB or Redis call may take (connect, server selection, reply) before
+     * the request gets 503 temporarily_unavailable: a hung store must not hang requests.
+     */
+    storeTimeoutMs: z
+      .union([z.number(), z.string().regex(/^\d{1,6}$/, 'must be a whole number of milliseconds').transform(Number)])
+      .pipe(z.number().int().min(100).max(600_000))
+      .default(10_000),
     /** AES-256 key-encryption key wrapping every signing key's data key (envelope encryption). */
     keyEncryptionKey: base64Key32.optional(),
     /** Secret from which cookie signing keys are derived; defaults to one derived from the KEK. */
@@ -141,6 +149,7 @@ const ENV_NAMES = {
   mongodbDatabase: 'MONGODB_DATABASE',
   redisUrl: 'REDIS_URL',
   redisPrefix: 'CASTELLAN_REDIS_PREFIX',
+  storeTimeoutMs: 'CASTELLAN_STORE_TIMEOUT_MS',
   keyEncryptionKey: 'CASTELLAN_KEY_ENCRYPTION_KEY',
   cookieSecret: 'CASTELLAN_COOKIE_SECRET',
   logLevel: 'LOG_LEVEL',

@@ -71,9 +71,10 @@ async function guarded<T>(operation: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (!isStoreUnavailable(err)) throw err;
     const unavailable = new errors.TemporarilyUnavailable('storage is unreachable; retry shortly', { cause: err });
-    Object.assign(unavailable, { status: 503, statusCode: 503 });
-    // oidc-provider renders its errors without headers of their own, but keeps those already
-    // set on the request: say when to retry, as ServiceUnavailableError does (RFC 9110 §10.2.3).
+    // Say when to retry, as ServiceUnavailableError does (RFC 9110 §10.2.3). oidc-provider
+    // renders its errors without headers of their own but keeps those already set on the
+    // request; an error that escapes to Koa's default handler gets `headers`.
+    Object.assign(unavailable, { status: 503, statusCode: 503, headers: { 'Retry-After': '5' } });
     Provider.ctx?.set('Retry-After', '5');
     throw unavailable;
   }

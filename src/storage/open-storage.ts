@@ -101,7 +101,17 @@ function openMemory(): Storage {
 }
 
 async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): Promise<Storage> {
-  const client = new MongoClient(mongodbUrl, { serverSelectionTimeoutMS: 10_000, appName: 'castellan' });
+  // Every wait on MongoDB is bounded (settings.storeTimeoutMs): finding the server, taking a
+  // pooled connection, connecting, and each reply. A slow or hung server costs a request a
+  // 503 (isStoreUnavailable), never a hang.
+  const timeout = settings.storeTimeoutMs;
+  const client = new MongoClient(mongodbUrl, {
+    serverSelectionTimeoutMS: timeout,
+    waitQueueTimeoutMS: timeout,
+    connectTimeoutMS: timeout,
+    socketTimeoutMS: timeout,
+    appName: 'castellan',
+  });
   await client.connect();
   let redis: Redis | undefined;
   let clientBus: RedisClientChangeBus | undefined;
@@ -128,7 +138,10 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     const clientCache = new ClientCache({ onPublishError: (err) => log.warn({ err }, 'announcing a client change failed') });
     let readCopies: RedisReadCopies | undefined;
     if (settings.redisUrl) {
-      redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 10_000 });
+      // commandTimeout: a Redis that stops answering fails each command after the store
+      // timeout (503) instead of holding requests; maxRetriesPerRequest: while disconnected,
+      // a command fails after two reconnection attempts.
+      redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: timeout, commandTimeout: timeout });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
       let lastReported = 0;
       redis.on('error', (err: Error) => {

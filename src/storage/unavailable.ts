@@ -8,11 +8,16 @@ const UNAVAILABLE_NAMES = new Set([
   'MongoNetworkTimeoutError',
   'MongoNotConnectedError',
   'MongoTopologyClosedError',
+  'MongoWaitQueueTimeoutError',
+  'MongoOperationTimeoutError',
+  'MongoPoolClearedError',
+  'MongoPoolClosedError',
+  'MongoServerClosedError',
   'MaxRetriesPerRequestError',
 ]);
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTCONN']);
-// ioredis reports a dropped or closed connection only in its messages.
-const UNAVAILABLE_MESSAGES = /Connection is closed|Stream isn't writeable|enableOfflineQueue options is false|Reached the max retries/i;
+// ioredis reports a dropped or closed connection, and a command past its commandTimeout, only in its messages.
+const UNAVAILABLE_MESSAGES = /Connection is closed|Stream isn't writeable|enableOfflineQueue options is false|Reached the max retries|Command timed out/i;
 
 export function isStoreUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

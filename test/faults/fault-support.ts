@@ -132,7 +132,10 @@ export type ProxyMode =
   | { kind: 'pass' }
   /** Every chunk, both ways, waits this long before it is passed on. */
   | { kind: 'delay'; ms: number }
-  /** Connections stay open, but nothing is passed on either way (a hung server or a black-holed network). */
+  /**
+   * Connections stay open, but nothing is passed on either way until the mode changes (a
+   * hung server, a black-holed network): like TCP, the bytes are held, not lost.
+   */
   | { kind: 'stall' };
 
 export interface FaultProxy {
@@ -141,43 +144,74 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
+/** One direction of a proxied connection: chunks leave in order, as the mode allows. */
+class Lane {
+  readonly #queue: Buffer[] = [];
+  #busy = false;
+  readonly #to: Socket;
+  readonly #mode: () => ProxyMode;
+
+  constructor(to: Socket, mode: () => ProxyMode) {
+    this.#to = to;
+    this.#mode = mode;
+  }
+
+  push(chunk: Buffer): void {
+    this.#queue.push(chunk);
+    this.pump();
+  }
+
+  pump(): void {
+    if (this.#busy) return;
+    const mode = this.#mode();
+    if (mode.kind === 'stall') return;
+    const chunk = this.#queue.shift();
+    if (chunk === undefined) return;
+    if (mode.kind === 'pass') {
+      if (!this.#to.destroyed) this.#to.write(chunk);
+      this.pump();
+      return;
+    }
+    this.#busy = true;
+    setTimeout(() => {
+      this.#busy = false;
+      if (!this.#to.destroyed) this.#to.write(chunk);
+      this.pump();
+    }, mode.ms);
+  }
+}
+
 /** A TCP proxy on 127.0.0.1 in front of `targetPort`, whose behaviour the test switches. */
 export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   let mode: ProxyMode = { kind: 'pass' };
   const sockets = new Set<Socket>();
-  const pipe = (from: Socket, to: Socket): void => {
-    from.on('data', (chunk: Buffer) => {
-      const current = mode;
-      if (current.kind === 'stall') return; // swallowed: the peer waits for an answer that never comes
-      if (current.kind === 'pass') {
-        to.write(chunk);
-        return;
-      }
-      // Keep the order of chunks: pause the source while a delayed chunk waits.
-      from.pause();
-      setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
-        from.resume();
-      }, current.ms);
-    });
-    from.on('close', () => to.destroy());
-    from.on('error', () => to.destroy());
-  };
+  const lanes = new Set<Lane>();
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
-    sockets.add(client);
-    sockets.add(upstream);
-    client.on('close', () => sockets.delete(client));
-    upstream.on('close', () => sockets.delete(upstream));
-    pipe(client, upstream);
-    pipe(upstream, client);
+    const up = new Lane(upstream, () => mode);
+    const down = new Lane(client, () => mode);
+    for (const [socket, lane] of [[client, up], [upstream, down]] as const) {
+      sockets.add(socket);
+      lanes.add(lane);
+      socket.on('data', (chunk: Buffer) => lane.push(chunk));
+      socket.on('close', () => {
+        sockets.delete(socket);
+        lanes.delete(lane);
+        client.destroy();
+        upstream.destroy();
+      });
+      socket.on('error', () => socket.destroy());
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address !== 'object') throw new Error('proxy has no port');
   return {
     port: address.port,
-    setMode: (next) => { mode = next; },
+    setMode(next) {
+      mode = next;
+      for (const lane of lanes) lane.pump();
+    },
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -198,12 +232,13 @@ const STACK = /\n\s+at [^\n]+:\d+:\d+/;
  * without Retry-After or without temporarily_unavailable, a stack trace in a body, an error
  * redirect with server_error, and (unless `networkErrorsAllowed()`) a connection that fails.
  */
-export function recordResponses(baseUrl: string, networkErrorsAllowed: () => boolean = () => false): {
+export function recordResponses(baseUrl: string, options: { networkErrorsAllowed?: () => boolean; requestTimeoutMs?: number } = {}): {
   violations: Violation[];
   counts: Map<number, number>;
   restore(): void;
 } {
   const original = globalThis.fetch;
+  const networkErrorsAllowed = options.networkErrorsAllowed ?? (() => false);
   const violations: Violation[] = [];
   const counts = new Map<number, number>();
   globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
@@ -212,7 +247,11 @@ export function recordResponses(baseUrl: string, networkErrorsAllowed: () => boo
     const path = new URL(url).pathname;
     let response: Response;
     try {
-      response = await original(input, init);
+      // A request that never ends is the worst answer: bound every one.
+      const bounded = options.requestTimeoutMs !== undefined && init?.signal == null
+        ? { ...init, signal: AbortSignal.timeout(options.requestTimeoutMs) }
+        : init;
+      response = await original(input, bounded);
     } catch (error) {
       if (!networkErrorsAllowed()) violations.push({ url: path, what: `no response: ${String(error)}` });
       throw error;
@@ -239,6 +278,8 @@ export interface LoopStats {
   failed: number;
   /** Date.now() of the last success. */
   lastOk: number;
+  /** Date.now() at which each iteration ended, success or not. */
+  ends: number[];
   /** A few failure messages, for the assertion messages. */
   samples: string[];
 }
@@ -256,7 +297,7 @@ export function startLoops(loops: Record<string, { count: number; body: () => Pr
   const stats = new Map<string, LoopStats>();
   const tasks: Array<Promise<void>> = [];
   for (const [name, loop] of Object.entries(loops)) {
-    const stat: LoopStats = { ok: 0, failed: 0, lastOk: 0, samples: [] };
+    const stat: LoopStats = { ok: 0, failed: 0, lastOk: 0, ends: [], samples: [] };
     stats.set(name, stat);
     for (let i = 0; i < loop.count; i += 1) {
       tasks.push((async () => {
@@ -270,6 +311,8 @@ export function startLoops(loops: Record<string, { count: number; body: () => Pr
             if (stat.samples.length < 5) stat.samples.push(String(error).slice(0, 200));
             // Do not spin on a refused connection.
             await sleep(20);
+          } finally {
+            stat.ends.push(Date.now());
           }
         }
       })());
@@ -282,6 +325,11 @@ export function startLoops(loops: Record<string, { count: number; body: () => Pr
       await Promise.all(tasks);
     },
   };
+}
+
+/** The loops none of whose iterations ended (with success or failure) between `from` and `to`: they hung. */
+export function silentBetween(stats: Map<string, LoopStats>, from: number, to: number): string[] {
+  return [...stats].filter(([, s]) => !s.ends.some((t) => t >= from && t <= to)).map(([name]) => name);
 }
 
 /** Waits until every loop has succeeded after `since`, or `boundMs` passes; returns the names still failing. */
@@ -432,7 +480,12 @@ export async function auditIssued(w: Workload): Promise<{ lost: string[]; reused
     const { status, body } = await postToken(w.issuer, {
       grant_type: 'authorization_code', client_id: 'demo-agent', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: OPAQUE_RESOURCE,
     });
-    return status === 200 ? 'a redeemed code was redeemed again' : body.error === 'invalid_grant' ? undefined : `reuse answered ${status} ${JSON.stringify(body)}`;
+    if (status === 200) return 'a redeemed code was redeemed again';
+    // invalid_grant; or 503 when revoking what the first use issued (the reuse rule) outlasts
+    // a short store timeout: either way the code gave nothing.
+    return body.error === 'invalid_grant' || (status === 503 && body.error === 'temporarily_unavailable')
+      ? undefined
+      : `reuse answered ${status} ${JSON.stringify(body)}`;
   });
   return { lost, reusedCodes };
 }

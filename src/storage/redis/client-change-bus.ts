@@ -47,10 +47,14 @@ function parseMessage(message: string): [string, string] | undefined {
 
 export function createRedisClientChangeBus(redis: RedisClient, options: RedisClientChangeBusOptions): RedisClientChangeBus {
   const channel = channelName(options.prefix);
-  // Resubscription is done here, after 'ready', so that "listening" means confirmed.
+  // Resubscription is done here, after 'ready', so that "listening" means confirmed. No
+  // command timeout: the subscription is on no request's path, and a SUBSCRIBE given up while
+  // Redis stalled would leave "listening" false after Redis answers it.
   const subscriber: RedisClient = redis.isCluster
     ? (redis as Cluster).duplicate([], { lazyConnect: true })
-    : (redis as Redis).duplicate({ lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: null, connectionName: `${channel}-subscriber` });
+    : (redis as Redis).duplicate({
+      lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: null, commandTimeout: undefined, connectionName: `${channel}-subscriber`,
+    });
   let listening = false;
   let closed = false;
   let resolveReady: () => void = () => {};
