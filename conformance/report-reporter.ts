@@ -70,7 +70,7 @@ export function summarize(rows: readonly CheckRow[]): Record<CheckResult, number
 
 export function summaryLine(rows: readonly CheckRow[]): string {
   const s = summarize(rows);
-  return `${s.checks} checks: ${s.pass} passed, ${s['known failure']} known failures, ${s['not applicable']} not applicable, ${s.FAIL} failed`;
+  return `${s.checks} checks, ${s.pass} passed (known failures: ${s['known failure']}, not applicable: ${s['not applicable']}, failed: ${s.FAIL})`;
 }
 
 export function renderReport(unsorted: readonly CheckRow[]): string {
