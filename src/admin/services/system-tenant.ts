@@ -1,3 +1,4 @@
+import { ConflictError } from '../../errors/errors.ts';
 import type { CastellanCore } from '../../server.ts';
 import type { TenantSettingsInput } from '../../tenants/tenant-settings.ts';
 import type { AdminActor } from './admin-actor.ts';
@@ -55,7 +56,7 @@ export async function ensureSystemTenant(core: SystemTenantCore, options: System
     return true;
   } catch (err) {
     // Another node created it at the same moment.
-    if (err instanceof Error && 'status' in err && err.status === 409) return false;
+    if (err instanceof ConflictError) return false;
     throw err;
   }
 }
