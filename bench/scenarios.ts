@@ -12,7 +12,7 @@ import {
   DEMO_OPAQUE_RESOURCE,
   REDIRECT_URI,
 } from './lib/context.ts';
-import { httpTarget, interleaved, loop, roundRatio, type LoadRequest, type Target, type TargetResult } from './lib/load.ts';
+import { cpuRatio, httpTarget, interleaved, loop, roundRatio, type LoadRequest, type Target, type TargetResult } from './lib/load.ts';
 import { check, type Check, type Row } from './lib/results.ts';
 import type { BenchServer, CastellanServer, CastellanStorage } from './lib/servers.ts';
 
@@ -63,6 +63,8 @@ function rowsOf(results: TargetResult[], baseline: string | undefined, unit?: st
     requests: r.requests,
     ...(unit ? { unit } : {}),
     ...(base && r !== base ? { baseline: base.name, ratio: roundRatio(r, base) } : {}),
+    ...(r.cpuUsPerRequest !== undefined ? { cpuUs: r.cpuUsPerRequest } : {}),
+    ...(base && r !== base && Number.isFinite(cpuRatio(r, base)) ? { cpuRatio: cpuRatio(r, base) } : {}),
   }));
 }
 

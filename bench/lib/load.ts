@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import autocannon from 'autocannon';
+import { serverPidOf } from './servers.ts';
 
 /*
  * One load measurement with autocannon, and the interleaved rounds that make ratios honest
@@ -46,6 +48,28 @@ export interface Measurement {
   errors: number;
   requests: number;
   seconds: number;
+  /**
+   * CPU time (user + system) the server process spent per answered request during the
+   * measurement, in µs: unlike req/s it hardly depends on what else the machine runs.
+   */
+  cpuUsPerRequest?: number;
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** utime + stime of a process in µs (/proc/<pid>/stat, Linux); undefined elsewhere or when gone. */
+export async function processCpuUs(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+    return ((utime + stime) * 1_000_000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
 }
 
 function isLoopback(url: string): boolean {
@@ -64,6 +88,8 @@ export async function measure(request: LoadRequest, options: LoadOptions): Promi
   const chain = request.chain;
   const dynamic = typeof body === 'function' || chain !== undefined;
   const queue: string[] = [];
+  const pid = serverPidOf(url.origin);
+  const cpuBefore = pid !== undefined ? await processCpuUs(pid) : undefined;
   const result = await autocannon({
     url: url.origin,
     connections: options.connections,
@@ -93,13 +119,16 @@ export async function measure(request: LoadRequest, options: LoadOptions): Promi
     ],
   });
   const seconds = result.duration > 0 ? result.duration : options.duration;
+  const cpuAfter = pid !== undefined ? await processCpuUs(pid) : undefined;
+  const answered = okCount + unexpected;
   return {
     rps: okCount / seconds,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + unexpected,
-    requests: okCount + unexpected,
+    requests: answered,
     seconds,
+    ...(cpuBefore !== undefined && cpuAfter !== undefined && answered > 0 ? { cpuUsPerRequest: (cpuAfter - cpuBefore) / answered } : {}),
   };
 }
 
@@ -162,6 +191,8 @@ export interface TargetResult {
   p99: number;
   errors: number;
   requests: number;
+  /** Median server CPU µs per request, where measured. */
+  cpuUsPerRequest?: number;
 }
 
 export interface InterleavedOptions extends LoadOptions {
@@ -193,11 +224,13 @@ export async function interleaved(targets: readonly Target[], options: Interleav
       await target.before?.();
       const m = await target.run(options);
       rounds.get(target.name)?.push(m);
-      options.log(`    round ${round + 1} ${target.name}: ${m.rps.toFixed(0)}/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}`);
+      const cpu = m.cpuUsPerRequest !== undefined ? `, server CPU ${m.cpuUsPerRequest.toFixed(0)} µs/req` : '';
+      options.log(`    round ${round + 1} ${target.name}: ${m.rps.toFixed(0)}/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}${cpu}`);
     }
   }
   return targets.map((target) => {
     const list = rounds.get(target.name) ?? [];
+    const cpu = list.flatMap((m) => (m.cpuUsPerRequest !== undefined ? [m.cpuUsPerRequest] : []));
     return {
       name: target.name,
       rounds: list,
@@ -206,8 +239,21 @@ export async function interleaved(targets: readonly Target[], options: Interleav
       p99: median(list.map((m) => m.p99)),
       errors: list.reduce((sum, m) => sum + m.errors, 0),
       requests: list.reduce((sum, m) => sum + m.requests, 0),
+      ...(cpu.length ? { cpuUsPerRequest: median(cpu) } : {}),
     };
   });
+}
+
+/**
+ * Baseline CPU per request / target CPU per request, median over rounds: the rate the target
+ * would reach, relative to the baseline, on equal free CPU. NaN where either is not measured.
+ */
+export function cpuRatio(target: TargetResult, baseline: TargetResult): number {
+  const ratios = target.rounds.flatMap((m, i) => {
+    const b = baseline.rounds[i]?.cpuUsPerRequest;
+    return b !== undefined && m.cpuUsPerRequest !== undefined && m.cpuUsPerRequest > 0 ? [b / m.cpuUsPerRequest] : [];
+  });
+  return median(ratios);
 }
 
 /** Median over rounds of target/baseline req/s, each ratio taken within one round. */

@@ -34,19 +34,21 @@ export interface RunResults {
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
 const ms = (n: number) => (Number.isFinite(n) ? `${fmt(n, n < 10 ? 2 : 1)}` : '–');
 
-function rowLine(row: Row): string {
+function rowLine(row: Row, withCpu: boolean): string {
   const ratio = row.ratio !== undefined && Number.isFinite(row.ratio) ? `${row.ratio.toFixed(2)}× ${row.baseline ?? ''}` : '';
   const rate = `${fmt(row.rps)} ${row.unit ?? 'req/s'}`;
   const rss = row.rssMiB !== undefined ? ` | ${row.rssMiB}` : '';
-  return `| ${row.target} | ${rate} | ${ms(row.p50)} | ${ms(row.p99)} | ${row.errors} | ${ratio}${rss} |`;
+  const cpu = withCpu ? ` | ${row.cpuUs !== undefined ? fmt(row.cpuUs) : ''} | ${row.cpuRatio !== undefined ? `${row.cpuRatio.toFixed(2)}×` : ''}` : '';
+  return `| ${row.target} | ${rate} | ${ms(row.p50)} | ${ms(row.p99)} | ${row.errors} | ${ratio}${cpu}${rss} |`;
 }
 
 function table(rows: Row[]): string[] {
   const rss = rows.some((r) => r.rssMiB !== undefined);
+  const cpu = rows.some((r) => r.cpuUs !== undefined);
   return [
-    `| target | rate | p50 ms | p99 ms | errors | ratio to baseline${rss ? ' | RSS MiB' : ''} |`,
-    `|---|---:|---:|---:|---:|---|${rss ? '---:|' : ''}`,
-    ...rows.map(rowLine),
+    `| target | rate | p50 ms | p99 ms | errors | ratio to baseline${cpu ? ' | server CPU µs/req | CPU ratio' : ''}${rss ? ' | RSS MiB' : ''} |`,
+    `|---|---:|---:|---:|---:|---|${cpu ? '---:|---:|' : ''}${rss ? '---:|' : ''}`,
+    ...rows.map((row) => rowLine(row, cpu)),
   ];
 }
 
@@ -61,6 +63,10 @@ export function renderMarkdown(results: RunResults): string {
     `Scenarios run: ${info.scenarios.join(', ') || 'none'}.${info.skipped.length ? ` Not run: ${info.skipped.join(', ')}.` : ''}`,
     '',
     'Every target of a scenario is measured once per round, in rotating order, all in one run; rates are successful responses per second (median over rounds), latencies are autocannon\'s (median over rounds), ratios are the median of per-round ratios. Servers run as separate processes; the load generator runs in the bench process.',
+    '',
+    'Server CPU µs/req is the server process\'s user + system CPU time (/proc/<pid>/stat) over the requests it answered in a measurement (median over rounds); CPU ratio is the baseline\'s CPU per request divided by the row\'s (median of per-round ratios): the rate ratio the two would have on equal free CPU. On a shared machine the rate ratio moves with whatever else runs during each 2-second slot; the CPU ratio hardly does (it does not see time spent waiting on FerretDB or Redis, which the rate ratio does).',
+    '',
+    `Hand-written analysis: [ANALYSIS.md](ANALYSIS.md), and below the \`${ANALYSIS_MARK}\` line at the end of this file (kept when the file is regenerated).`,
     '',
   ];
   for (const note of results.notes) lines.push(`> ${note}`, '');
@@ -109,12 +115,38 @@ export function renderSummary(results: RunResults, file: string): string {
   return lines.join('\n');
 }
 
+/**
+ * Everything after this line of a results file is hand-written analysis: a new run of the
+ * same name keeps it (below the new numbers) instead of deleting it.
+ */
+export const ANALYSIS_MARK = '<!-- bench:analysis (hand-written, kept when this file is regenerated) -->';
+/** Files written before the mark existed: their "## Analysis" heading starts the kept part. */
+const LEGACY_ANALYSIS_HEADING = '\n## Analysis\n';
+
+/** The hand-written part of an existing results file, with its mark; '' when there is none. */
+export function keptAnalysis(previous: string): string {
+  const marked = previous.indexOf(ANALYSIS_MARK);
+  if (marked >= 0) return previous.slice(marked);
+  const legacy = previous.indexOf(LEGACY_ANALYSIS_HEADING);
+  return legacy >= 0 ? `${ANALYSIS_MARK}\n${previous.slice(legacy)}` : '';
+}
+
+async function readIfExists(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw error;
+  }
+}
+
 export async function writeResults(dir: string, name: string, results: RunResults): Promise<{ json: string; md: string }> {
   await mkdir(dir, { recursive: true });
   const json = join(dir, `${name}.json`);
   const md = join(dir, `${name}.md`);
+  const analysis = keptAnalysis(await readIfExists(md));
   await writeFile(json, `${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
-  await writeFile(md, renderMarkdown(results));
+  await writeFile(md, `${renderMarkdown(results)}${analysis ? `\n${analysis.trimEnd()}\n` : ''}`);
   return { json, md };
 }
 

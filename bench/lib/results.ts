@@ -13,6 +13,10 @@ export interface Row {
   /** Name of the row this one is compared with, and the median per-round ratio of rates. */
   baseline?: string;
   ratio?: number;
+  /** Server CPU time per request in µs (median over rounds), where measured. */
+  cpuUs?: number;
+  /** Baseline CPU per request / this row's, median over rounds (the ratio on equal free CPU). */
+  cpuRatio?: number;
   /** Resident set size of the server in MiB, where measured. */
   rssMiB?: number;
 }

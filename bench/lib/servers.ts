@@ -30,6 +30,14 @@ export async function stopAll(): Promise<void> {
   for (const stop of list) await stop().catch(() => {});
 }
 
+/** Server URL → pid of its single process, for CPU time per request (cluster servers are left out). */
+const cpuPids = new Map<string, number>();
+
+/** The pid whose CPU time a load measurement against this origin reads, if any. */
+export function serverPidOf(origin: string): number | undefined {
+  return cpuPids.get(origin);
+}
+
 export interface Stores {
   mongoUrl: string;
   redisUrl: string;
@@ -75,8 +83,13 @@ async function spawnServer(input: SpawnInput): Promise<BenchServer> {
     ...(controlPort !== undefined ? { BENCH_CONTROL_PORT: String(controlPort) } : {}),
   };
   const child = spawnManaged(process.execPath, [...(input.nodeArgs ?? []), join(REPO, input.script)], { env });
-  const stop = registerStop(() => child.stop(5_000));
   const url = `http://127.0.0.1:${port}`;
+  const stop = registerStop(async () => {
+    cpuPids.delete(url);
+    await child.stop(5_000);
+  });
+  // A node:cluster primary does none of the work: its workers' CPU time is not in its /proc stat.
+  if (child.pid !== undefined && input.env.BENCH_WORKERS === undefined) cpuPids.set(url, child.pid);
   try {
     await waitUntilReady(input.name, async () => {
       const response = await fetch(`${url}${input.probePath}`);

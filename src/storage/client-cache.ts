@@ -1,3 +1,4 @@
+import { copyPayload } from './memory/copy-payload.ts';
 import type { ModelName, ModelStore, Payload } from './model-store.ts';
 
 /**
@@ -106,7 +107,7 @@ export class ClientCache {
           // Least recently used goes first: a hit moves to the end of the Map's order.
           this.#entries.delete(key);
           this.#entries.set(key, entry);
-          return entry.payload === undefined ? undefined : structuredClone(entry.payload);
+          return entry.payload === undefined ? undefined : copyPayload(entry.payload);
         }
         this.#entries.delete(key);
       }
@@ -114,7 +115,7 @@ export class ClientCache {
     const generation = this.#generation;
     const payload = await load();
     if (caching && generation === this.#generation && this.#caching()) {
-      this.#entries.set(key, { payload: payload === undefined ? undefined : structuredClone(payload), storedAt: this.#now() });
+      this.#entries.set(key, { payload: payload === undefined ? undefined : copyPayload(payload), storedAt: this.#now() });
       while (this.#entries.size > this.#maxEntries) {
         const oldest = this.#entries.keys().next();
         if (oldest.done === true) break;

@@ -1,4 +1,5 @@
 import { DEFAULT_LIST_LIMIT, matchesRecordQuery, type ListedRecord, type ModelName, type ModelStore, type Payload, type RecordLister, type RecordQuery } from '../model-store.ts';
+import { copyPayload } from './copy-payload.ts';
 import { assertNamespace, epochSeconds, expiresAtFrom, indexedFields, isLive } from '../shared/records.ts';
 
 /**
@@ -75,6 +76,29 @@ class Namespace {
     }
     return removed;
   }
+
+  /** Where the incremental sweep goes on (a live Map iterator: deleting while iterating is safe). */
+  #cursor: Iterator<[string, Entry]> | undefined;
+
+  /**
+   * Looks at the next `count` records in insertion order and removes the expired ones,
+   * starting over at the end. Called on every write, it keeps expired records bounded
+   * without ever walking the whole Map at once: a full sweep of 1M records in one go held
+   * the event loop for tens of milliseconds (bench growth: issuance p99 at 1M records).
+   */
+  sweepSome(now: number, count: number): void {
+    for (let i = 0; i < count; i += 1) {
+      this.#cursor ??= this.records.entries();
+      const next = this.#cursor.next();
+      if (next.done === true) {
+        // Round done: the next step starts over from the oldest record.
+        this.#cursor = undefined;
+        continue;
+      }
+      const [key, entry] = next.value;
+      if (!isLive(entry.expiresAt, now)) this.remove(key);
+    }
+  }
 }
 
 function addMember(index: Map<string, Set<string>>, value: string, key: string): void {
@@ -90,18 +114,18 @@ function removeMember(index: Map<string, Set<string>>, value: string, key: strin
 }
 
 function view(entry: Entry): Payload {
-  const payload = structuredClone(entry.payload);
+  const payload = copyPayload(entry.payload);
   if (entry.consumed !== undefined) payload.consumed = entry.consumed;
   return payload;
 }
 
 class MemoryModelStore implements ModelStore, RecordLister {
   readonly #ns: Namespace;
-  readonly #afterWrite: () => void;
+  readonly #sweepPerWrite: number;
 
-  constructor(ns: Namespace, afterWrite: () => void) {
+  constructor(ns: Namespace, sweepPerWrite: number) {
     this.#ns = ns;
-    this.#afterWrite = afterWrite;
+    this.#sweepPerWrite = sweepPerWrite;
   }
 
   async upsert(model: ModelName, id: string, payload: Payload, expiresIn?: number): Promise<void> {
@@ -111,8 +135,8 @@ class MemoryModelStore implements ModelStore, RecordLister {
     const previous = this.#ns.live(key, now);
     this.#ns.remove(key);
     if (!isLive(expiresAt, now)) return;
-    this.#ns.add(key, { model, id, payload: structuredClone(payload), expiresAt, consumed: previous?.consumed });
-    this.#afterWrite();
+    this.#ns.add(key, { model, id, payload: copyPayload(payload), expiresAt, consumed: previous?.consumed });
+    this.#ns.sweepSome(now, this.#sweepPerWrite);
   }
 
   async find(model: ModelName, id: string): Promise<Payload | undefined> {
@@ -177,8 +201,12 @@ class MemoryModelStore implements ModelStore, RecordLister {
 }
 
 export interface MemoryModelStoresOptions {
-  /** Sweep expired records after this many writes (lazy cleanup; reads check expiry anyway). */
-  sweepEveryWrites?: number;
+  /**
+   * Records of the written namespace looked at (and removed when expired) on every write:
+   * lazy cleanup in small steps (reads check expiry anyway). Default 8: more than the one
+   * record a write adds, so the sweep keeps going round.
+   */
+  sweepPerWrite?: number;
 }
 
 export interface MemoryModelStores {
@@ -188,9 +216,8 @@ export interface MemoryModelStores {
 }
 
 export function createMemoryModelStores(options: MemoryModelStoresOptions = {}): MemoryModelStores {
-  const sweepEveryWrites = options.sweepEveryWrites ?? 1000;
+  const sweepPerWrite = options.sweepPerWrite ?? 8;
   const namespaces = new Map<string, { data: Namespace; store: MemoryModelStore }>();
-  let writes = 0;
 
   function sweepExpired(): number {
     const now = Date.now();
@@ -199,18 +226,13 @@ export function createMemoryModelStores(options: MemoryModelStoresOptions = {}):
     return removed;
   }
 
-  function afterWrite(): void {
-    writes += 1;
-    if (writes % sweepEveryWrites === 0) sweepExpired();
-  }
-
   return {
     forNamespace(namespace) {
       assertNamespace(namespace);
       let entry = namespaces.get(namespace);
       if (entry === undefined) {
         const data = new Namespace();
-        entry = { data, store: new MemoryModelStore(data, afterWrite) };
+        entry = { data, store: new MemoryModelStore(data, sweepPerWrite) };
         namespaces.set(namespace, entry);
       }
       return entry.store;
