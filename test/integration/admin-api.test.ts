@@ -203,6 +203,19 @@ describe('admin API (/admin/v1) on FerretDB + Redis', () => {
       const again = await postToken(`${castellan.baseUrl}/t/acme`, { grant_type: 'client_credentials', resource: FILES_API, scope: 'files:read' }, basicAuth('files-sync', serviceSecret));
       expect(again.status).toBe(200);
 
+      // A new secret: shown once, the old one refused from now on.
+      const rotated = await as(admin).post('/tenants/acme/clients/files-sync/secret');
+      expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
+      const oldSecret = serviceSecret;
+      serviceSecret = String(rotated.body.client_secret);
+      secrets.push(serviceSecret);
+      expect(serviceSecret).not.toBe(oldSecret);
+      const refused = await postToken(`${castellan.baseUrl}/t/acme`, { grant_type: 'client_credentials', resource: FILES_API, scope: 'files:read' }, basicAuth('files-sync', oldSecret));
+      expect(refused.status).toBe(401);
+      const renewed = await postToken(`${castellan.baseUrl}/t/acme`, { grant_type: 'client_credentials', resource: FILES_API, scope: 'files:read' }, basicAuth('files-sync', serviceSecret));
+      expect(renewed.status).toBe(200);
+      expectProblem(await as(admin).post('/tenants/demo/clients/demo-agent/secret'), 400);
+
       expectProblem(await as(admin).post('/tenants/acme/clients', { client_id: 'files-sync', grant_types: ['client_credentials'], response_types: [] }), 409);
       expectProblem(await as(admin).post('/tenants/acme/clients', { redirect_uris: ['http://evil.example/cb'] }), 400);
       expectProblem(await as(admin).post('/tenants/acme/clients', { grant_types: ['client_credentials'], response_types: [], scope: 'files:write' }), 400);
@@ -328,7 +341,7 @@ describe('admin API (/admin/v1) on FerretDB + Redis', () => {
     it('recorded an admin event with the actor for every change, and no secret anywhere in them', async () => {
       const adminEvents = castellan.audit.filter((e) => e.type.startsWith('admin_'));
       expect(new Set(adminEvents.map((e) => e.type))).toEqual(new Set([
-        'admin_tenant_created', 'admin_tenant_updated', 'admin_client_created', 'admin_client_updated', 'admin_client_deleted',
+        'admin_tenant_created', 'admin_tenant_updated', 'admin_client_created', 'admin_client_updated', 'admin_client_secret_rotated', 'admin_client_deleted',
         'admin_user_created', 'admin_user_deleted', 'admin_grants_revoked', 'admin_policy_updated', 'admin_tenant_disabled', 'admin_tenant_enabled',
       ]));
       for (const event of adminEvents.filter((e) => e.tenant !== SYSTEM)) {

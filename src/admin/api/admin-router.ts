@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { InvalidRequestError, MethodNotAllowedError, NotFoundError } from '../../errors/errors.ts';
 import { toProblemResponse } from '../../http/error-response.ts';
 import { readJsonObjectBody } from '../../http/request-body.ts';
+import type { CastellanMetrics } from '../../observability/metrics.ts';
 import type { CastellanCore } from '../../server.ts';
 import { createAuditAdmin } from '../services/audit.ts';
 import { createClientAdmin } from '../services/clients.ts';
@@ -21,6 +22,8 @@ export interface AdminApiDeps {
   systemTenant: string;
   core: Pick<CastellanCore, 'storage' | 'keyring' | 'tenants' | 'audit' | 'auditEvents'>;
   log: Logger;
+  /** Errors counted by code, as the OAuth endpoints' are. */
+  metrics?: Pick<CastellanMetrics, 'castellanError'> | undefined;
 }
 
 export interface AdminApi {
@@ -111,6 +114,7 @@ export function createAdminApi(deps: AdminApiDeps): AdminApi {
         await dispatch(ctx, ctx.path.slice(ADMIN_API_PATH.length) || '/');
       } catch (err) {
         const problem = toProblemResponse(err, deps.log);
+        deps.metrics?.castellanError(ctx.path, problem.body.error);
         ctx.status = problem.status;
         for (const [name, value] of Object.entries(problem.headers)) ctx.set(name, value);
         ctx.type = 'application/problem+json';

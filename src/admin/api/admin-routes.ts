@@ -171,6 +171,15 @@ export function adminRoutes(services: AdminServices): AdminRoute[] {
       },
     },
     {
+      method: 'POST', path: '/tenants/{tenant}/clients/{clientId}/secret', scope: 'admin:write', operationId: 'rotateClientSecret', tag: 'clients',
+      summary: 'Give a client a new secret', description: 'For client_secret_basic/post clients: a new secret, returned once as `client_secret`; the old one stops working at once.',
+      success: { status: 200, description: 'The client and its new secret (once).' },
+      handle: async (r) => {
+        const { client, clientSecret } = await clients.rotateSecret(t(r), param(r, 'clientId'), r.actor);
+        return { ...client, client_secret: clientSecret };
+      },
+    },
+    {
       method: 'DELETE', path: '/tenants/{tenant}/clients/{clientId}', scope: 'admin:write', operationId: 'deleteClient', tag: 'clients',
       summary: 'Delete a client and everything issued to it', success: { status: 204, description: 'Deleted.' },
       handle: (r) => clients.delete(t(r), param(r, 'clientId'), r.actor),

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ConflictError, NotFoundError } from '../../errors/errors.ts';
+import { ConflictError, InvalidRequestError, NotFoundError } from '../../errors/errors.ts';
 import { validateClientMetadata } from '../../registration/client-metadata.ts';
 import { protectStoredClientSecret } from '../../registration/client-secrets.ts';
 import type { CastellanCore } from '../../server.ts';
@@ -46,6 +46,8 @@ export interface ClientAdmin {
   update(tenant: string, clientId: string, metadata: unknown, actor: AdminActor): Promise<ClientWithSecret>;
   /** Deletes the client and everything issued to it. */
   delete(tenant: string, clientId: string, actor: AdminActor): Promise<void>;
+  /** A new secret for a client_secret_basic/post client, returned once; the old one stops working. */
+  rotateSecret(tenant: string, clientId: string, actor: AdminActor): Promise<ClientWithSecret>;
 }
 
 export function toClientView(payload: Payload): ClientView {
@@ -126,6 +128,17 @@ export function createClientAdmin(core: ClientAdminCore): ClientAdmin {
       await save(tenant, stored);
       await recordAdminEvent(audit, 'admin_client_updated', tenant, actor, { clientId, changed: Object.keys(metadata).sort() });
       return { client: toClientView(stored), ...(clientSecret === undefined ? {} : { clientSecret }) };
+    },
+    async rotateSecret(tenant, clientId, actor) {
+      const current = await find(tenant, clientId);
+      if (!SECRET_METHODS.has(String(current['token_endpoint_auth_method'] ?? 'client_secret_basic'))) {
+        throw new InvalidRequestError(`client "${clientId}" does not authenticate with a shared secret`);
+      }
+      const clientSecret = newClientSecret();
+      const stored: Payload = { ...current, client_secret: clientSecret };
+      await save(tenant, stored);
+      await recordAdminEvent(audit, 'admin_client_secret_rotated', tenant, actor, { clientId });
+      return { client: toClientView(stored), clientSecret };
     },
     async delete(tenant, clientId, actor) {
       await find(tenant, clientId);
