@@ -77,11 +77,9 @@ describe('account page cookies with an https base URL, whatever the request says
   });
   afterAll(async () => started?.castellan.stop());
 
-  // Finding F4 (test/security/README.md): the account page sets `secure: ctx.secure`, which is
-  // false here (no trusted X-Forwarded-Proto), while every oidc-provider cookie is Secure from
-  // the https base URL. Remove `.fails` when src/interactions/mfa/account-security.ts follows
-  // the base URL.
-  it.fails('sets them Secure as oidc-provider does (known failure: finding F4)', async () => {
+  // Finding F4 (test/security/README.md, fixed): the page used `secure: ctx.secure`, false here
+  // (no trusted X-Forwarded-Proto), while every oidc-provider cookie is Secure from the base URL.
+  it('sets them Secure as oidc-provider does', async () => {
     expectSecure(await visit(started.direct, 'bob', {}), true);
   });
 });

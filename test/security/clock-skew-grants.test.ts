@@ -112,16 +112,14 @@ describe('clock skew of ID-JAGs and token-exchange subject tokens (FerretDB + Re
     expect(tooLate.body.error).toBe('invalid_grant');
   });
 
-  // Finding F5 (test/security/README.md): subject tokens of trusted issuers are verified with no
-  // leeway at all (src/grants/token-exchange/subject-token.ts externalJwtFacts: jwtVerify
-  // without clockTolerance), so a partner clock a second ahead (nbf) or a token a second past
-  // its exp is refused. Remove `.fails` when that verification tolerates 60 s.
-  it.fails('exchanges a trusted partner JWT from a clock up to 60 s ahead: nbf in the future (known failure: finding F5)', async () => {
+  // Finding F5 (test/security/README.md, fixed): subject tokens of trusted issuers were verified
+  // with no leeway, so a partner clock a second ahead (nbf) or a second past exp was refused.
+  it('exchanges a trusted partner JWT from a clock up to 60 s ahead: nbf in the future', async () => {
     const ahead = await exchangePartnerJwt(times(50));
     expect(ahead.status, JSON.stringify(ahead.body)).toBe(200);
   });
 
-  it.fails('exchanges a trusted partner JWT from a clock up to 60 s behind: just expired (known failure: finding F5)', async () => {
+  it('exchanges a trusted partner JWT from a clock up to 60 s behind: just expired', async () => {
     const behind = await exchangePartnerJwt(times(-170));
     expect(behind.status, JSON.stringify(behind.body)).toBe(200);
   });

@@ -100,6 +100,8 @@ async function accessTokenFacts(context: SubjectTokenContext, token: string): Pr
   );
 }
 
+const PARTNER_CLOCK_TOLERANCE_SECONDS = 60;
+
 /** A JWT from an issuer the tenant trusts (RFC 8693 token type jwt), checked against its keys. */
 async function externalJwtFacts(context: SubjectTokenContext, token: string): Promise<TokenFacts> {
   if (!isJwt(token)) invalidGrant('subject_token is not a JWT');
@@ -114,6 +116,8 @@ async function externalJwtFacts(context: SubjectTokenContext, token: string): Pr
         issuer: trusted.issuer,
         audience: trusted.audience,
         algorithms: SIGNING_ALGORITHMS,
+        // Another issuer's clock: the same leeway as client assertions (RFC 7519 §4.1.4).
+        clockTolerance: PARTNER_CLOCK_TOLERANCE_SECONDS,
       });
       return factsFromClaims(payload, undefined);
     } catch {

@@ -61,8 +61,12 @@ const randomId = () => randomBytes(32).toString('base64url');
 const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 function setCookie(r: Request, name: string, value: string | null, seconds: number): void {
+  // An https issuer means TLS ends in front of us even when no trusted proxy says so: the
+  // cookie is Secure as oidc-provider's are (the jar must be told, or it refuses to send it).
+  const secure = r.ctx.secure || r.runtime.issuer.startsWith('https:');
+  if (secure) r.ctx.cookies.secure = true;
   r.ctx.cookies.set(name, value, {
-    path: r.path, httpOnly: true, sameSite: 'strict', secure: r.ctx.secure, signed: false, overwrite: true, maxAge: seconds * 1000,
+    path: r.path, httpOnly: true, sameSite: 'strict', secure, signed: false, overwrite: true, maxAge: seconds * 1000,
   });
 }
 
