@@ -21,7 +21,7 @@ export function sharedStoreSettings(): Settings | undefined {
 export async function withCore(command: (core: CastellanCore, settings: Settings) => Promise<number>): Promise<number> {
   const settings = sharedStoreSettings();
   if (!settings) return 2;
-  const core = await openCore(settings, createLogger('warn', pino.destination(2)));
+  const core = await openCore(settings, createLogger('warn', pino.destination({ dest: 2, sync: true })));
   try {
     return await command(core, settings);
   } finally {
