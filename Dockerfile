@@ -33,6 +33,10 @@ FROM base AS runtime
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY package.json ./
 COPY src ./src
+# `castellan <verb>` in the container (docker compose exec castellan castellan init); the
+# image's Node 24 runs the TypeScript itself, the launcher falls back to it.
+COPY bin ./bin
+RUN ln -s /app/bin/castellan.mjs /usr/local/bin/castellan
 ENV HOST=0.0.0.0 PORT=4000
 EXPOSE 4000
 USER node
