@@ -80,6 +80,24 @@ async function guarded<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The same store, each of whose calls fails as the adapter's do (guarded above) when the
+ * store cannot be reached. For stores that oidc-provider reaches through Castellan's own
+ * callbacks (findAccount reads the user store): any other error there becomes its 500.
+ */
+export function guardedStore<T extends object>(store: T): T {
+  return new Proxy(store, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(target, args);
+        return result instanceof Promise ? guarded(() => result) : result;
+      };
+    },
+  });
+}
+
 /** The oidc-provider Adapter of one model, routed to its store. */
 class RoutedAdapter implements Adapter {
   readonly #model: ModelName;

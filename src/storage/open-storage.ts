@@ -25,7 +25,7 @@ import { createMemoryDeviceLimits, createRedisDeviceLimits, type DeviceLimits } 
 import { createMemoryEndpointLimitCounters, createRedisEndpointLimitCounters, type EndpointLimitCounters } from '../http/rate-limit-store.ts';
 import { createMemoryModelStores } from './memory/memory-model-store.ts';
 import { createMongoModelStores } from './mongo/mongo-model-store.ts';
-import type { ModelStores } from './oidc-adapter.ts';
+import { guardedStore, type ModelStores } from './oidc-adapter.ts';
 import type { RecordLister } from './model-store.ts';
 import { createRedisModelStores } from './redis/redis-model-store.ts';
 import { memoryOneTimeMarkStores, type OneTimeMarkStores } from './one-time-marks.ts';
@@ -182,7 +182,8 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       // Straight to MongoDB, the source of truth: listings bypass the per-node caches.
       records: (tenant) => durable.forNamespace(tenant),
       tenants: createMongoTenantStore(db),
-      users: createAccountService({ users: createMongoUserStore(db) }),
+      // Read by oidc-provider's findAccount: an outage must be its 503, not a 500.
+      users: createAccountService({ users: guardedStore(createMongoUserStore(db)) }),
       upstreamLinks: createMongoUpstreamLinkStore(db),
       auditEvents: createMongoAuditEventStore(db),
       signingKeys,
