@@ -1,6 +1,7 @@
 import { loadSettings, SettingsError } from './config/settings.ts';
 import { createLogger } from './observability/logger.ts';
 import { startCastellan } from './server.ts';
+import { ADMIN_API_PATH, adminResourceUri } from './admin/services/system-tenant.ts';
 
 /** `npm start`: validated settings, then a listening server and where to go. */
 async function main(): Promise<void> {
@@ -42,6 +43,17 @@ async function main(): Promise<void> {
       'Try it:',
       `  curl -s -u ${d.serviceClientId}:${d.serviceClientSecret ?? '$SECRET'} -d grant_type=client_credentials \\`,
       `    -d resource=http://localhost:3001/mcp -d scope=notes:read ${base}/t/${d.tenant}/token`,
+      '',
+    );
+  }
+  if (running.adminClient) {
+    const { clientId, clientSecret } = running.adminClient;
+    lines.push(
+      `Admin API (in-memory run: this client lives as long as the process):`,
+      `  ${base}${ADMIN_API_PATH}/openapi.json`,
+      `  admin client: ${clientId} / secret ${clientSecret}`,
+      `  token: curl -s -u ${clientId}:${clientSecret} -d grant_type=client_credentials \\`,
+      `    -d resource=${adminResourceUri(base)} -d "scope=admin:read admin:write" ${base}/t/${settings.systemTenant}/token`,
       '',
     );
   }

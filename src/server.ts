@@ -24,7 +24,7 @@ import { startUnusedClientSweeper } from './registration/abuse/unused-clients.ts
 import { startRotationSchedule } from './keys/rotation-schedule.ts';
 import { newTenantSchema } from './tenants/tenant-store.ts';
 import { createAdminApi } from './admin/api/admin-router.ts';
-import { ensureSystemTenant } from './admin/services/system-tenant.ts';
+import { createAdminClient, ensureSystemTenant } from './admin/services/system-tenant.ts';
 
 export interface RunningCastellan {
   url: string;
@@ -33,6 +33,11 @@ export interface RunningCastellan {
   tenants: TenantRegistry;
   keyring: Keyring;
   demo: DemoCredentials | undefined;
+  /**
+   * On the in-memory store only: an admin client of the system tenant made at start-up (the
+   * CLI cannot reach this process's memory, so `castellan init` cannot make one).
+   */
+  adminClient: { clientId: string; clientSecret: string } | undefined;
   metrics: CastellanMetrics;
   /**
    * Stops the server. /readyz answers 503 at once and the listener stops accepting; with
@@ -159,6 +164,11 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
     if (admin && (await ensureSystemTenant(core, { tenantId: settings.systemTenant, baseUrl: settings.baseUrl }, { via: 'schedule', subject: 'start-up' }))) {
       log.info({ tenant: settings.systemTenant }, 'system tenant created for the admin API; create an admin client with `castellan init`');
     }
+    let adminClient: RunningCastellan['adminClient'];
+    if (admin && settings.storage === 'memory') {
+      const made = await createAdminClient(core, { tenantId: settings.systemTenant }, { via: 'schedule', subject: 'start-up' });
+      if (made.clientSecret) adminClient = { clientId: made.client.client_id, clientSecret: made.clientSecret };
+    }
     const demo = settings.demo.enabled
       ? await seedDemoTenant(
         {
@@ -218,6 +228,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       tenants,
       keyring,
       demo,
+      adminClient,
       metrics,
       async close({ drainMs = 0 } = {}) {
         draining = true;

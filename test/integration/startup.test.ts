@@ -89,7 +89,7 @@ describe('npm start (src/main.ts)', () => {
       env: cleanEnv({ PORT: String(port), HOST: '127.0.0.1', CASTELLAN_BASE_URL: base }),
     });
     started.push(child);
-    const output = await waitForOutput(child, 'Try it:', 8_000);
+    const output = await waitForOutput(child, 'admin client:', 8_000);
 
     expect(output).toMatch(/in-memory store.*lost on restart/);
     const issuer = printed(output, /issuer:\s+(\S+)/);
@@ -118,6 +118,17 @@ describe('npm start (src/main.ts)', () => {
       password,
     });
     expect(flow.code).toBeTruthy();
+
+    // The printed admin client gets an admin token that opens the admin API.
+    const [, adminId, adminSecret] = /admin client:\s+(\S+) \/ secret (\S+)/.exec(output) ?? [];
+    if (!adminId || !adminSecret) throw new Error(`no admin client printed:\n${output}`);
+    const adminToken = await postToken(`${base}/t/system`, {
+      grant_type: 'client_credentials', resource: `${base}/admin/v1`, scope: 'admin:read admin:write',
+    }, basicAuth(adminId, adminSecret));
+    expect(adminToken.status, JSON.stringify(adminToken.body)).toBe(200);
+    const tenants = await fetch(`${base}/admin/v1/tenants`, { headers: { authorization: `Bearer ${String(adminToken.body.access_token)}` } });
+    expect(tenants.status).toBe(200);
+    expect(JSON.stringify(await tenants.json())).toContain('"demo"');
 
     if (child.pid === undefined) throw new Error('main.ts has no pid');
     process.kill(child.pid, 'SIGTERM');
