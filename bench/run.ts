@@ -14,6 +14,7 @@ import { SCENARIOS, type Scenario } from './scenarios.ts';
  * npm run bench -- --quick            short measurements (harness check)
  * options: --duration S --rounds N --warmup S --connections N --sizes 1k,100k,1M --ferretdb-max 10k
  *          --stores memory|production|both --profile --out DIR --readme / --no-readme
+ *          --compare DIR   also measure the Castellan checkout in DIR (before/after in one run)
  * env:     BENCH_DURATION, BENCH_ROUNDS (same as the flags)
  *
  * Everything started is stopped at the end, on failure and on SIGINT/SIGTERM.
@@ -50,6 +51,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       'ferretdb-max': { type: 'string' },
       stores: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      compare: { type: 'string' },
       out: { type: 'string' },
       readme: { type: 'boolean' },
       'no-readme': { type: 'boolean' },
@@ -80,6 +82,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     sizes: (values.sizes ?? (quick ? '1k,10k' : '1k,100k,1M')).split(',').map(parseSize),
     ferretdbMax: parseSize(values['ferretdb-max'] ?? '10k'),
     profileDir: values.profile ? join(outDir, 'profiles') : undefined,
+    compareDir: values.compare,
     outDir,
     readme: values['no-readme'] ? false : values.readme,
   };
@@ -132,7 +135,7 @@ export async function runBench(cli: CliOptions, log: (line: string) => void = (l
       loadBefore,
       loadAfter,
       quick: cli.quick,
-      options: { duration: cli.duration, rounds: cli.rounds, warmup: cli.warmup, connections: cli.connections, storages: cli.storages, sizes: cli.sizes, ferretdbMax: cli.ferretdbMax, profile: cli.profileDir !== undefined },
+      options: { duration: cli.duration, rounds: cli.rounds, warmup: cli.warmup, connections: cli.connections, storages: cli.storages, sizes: cli.sizes, ferretdbMax: cli.ferretdbMax, profile: cli.profileDir !== undefined, ...(cli.compareDir !== undefined ? { compare: cli.compareDir } : {}) },
       scenarios: chosen.map((s) => s.name),
       skipped: ALL_SCENARIOS.filter((s) => !chosen.includes(s)).map((s) => s.name),
     },

@@ -139,9 +139,23 @@ function bareEndpoint(server: BenchServer): Endpoint {
 }
 
 /** Castellan on each storage asked for, then the bare oidc-provider baseline. */
+const BARE_IN_KOA = 'bare oidc-provider inside Koa (mount cost)';
+
+/** Adds the bare provider served from inside an outer Koa app: Koa around Koa, nothing else. */
+async function withMountedBare(ctx: BenchContext, list: Endpoint[]): Promise<Endpoint[]> {
+  return [...list, { ...bareEndpoint(await ctx.bareInKoa()), name: BARE_IN_KOA }];
+}
+
+/** The name of the `--compare` checkout's rows. */
+export const COMPARED = (storage: CastellanStorage) => `${storageName(storage)} (compared checkout)`;
+
 async function endpoints(ctx: BenchContext, withBare = true): Promise<Endpoint[]> {
   const list: Endpoint[] = [];
-  for (const storage of ctx.options.storages) list.push(castellanEndpoint(await ctx.castellan(storage), storage));
+  for (const storage of ctx.options.storages) {
+    list.push(castellanEndpoint(await ctx.castellan(storage), storage));
+    const compareDir = ctx.options.compareDir;
+    if (compareDir !== undefined) list.push({ ...castellanEndpoint(await ctx.castellan(storage, 'shared', compareDir), storage), name: COMPARED(storage) });
+  }
   if (withBare) list.push(bareEndpoint(await ctx.bare()));
   return list;
 }
@@ -177,7 +191,7 @@ const clientCredentialsJwt: Scenario = {
   name: 'cc-jwt',
   title: 'client_credentials → JWT access token (ES256)',
   async run(ctx) {
-    const list = await endpoints(ctx);
+    const list = await withMountedBare(ctx, await endpoints(ctx));
     const targets = list.map((e) => httpTarget(e.name, () => post(e.token, e.auth, CC_JWT)));
     const rows = rowsOf(await interleaved(targets, interleavedOptions(ctx)), BARE);
     const checks = productionCheck(ctx, rows, 'JWT issuance');
@@ -195,7 +209,7 @@ const clientCredentialsOpaque: Scenario = {
   name: 'cc-opaque',
   title: 'client_credentials → opaque access token',
   async run(ctx) {
-    const list = await endpoints(ctx);
+    const list = await withMountedBare(ctx, await endpoints(ctx));
     const targets = list.map((e) => httpTarget(e.name, () => post(e.token, e.auth, CC_OPAQUE)));
     const oauth2 = await ctx.oauth2();
     targets.push(httpTarget('@node-oauth/oauth2-server', () => post(`${oauth2.url}/token`, baselineAuth, form({ grant_type: 'client_credentials', scope: 'reports:read' }))));
@@ -227,7 +241,7 @@ const introspection: Scenario = {
   name: 'introspection',
   title: 'introspection of an opaque access token',
   async run(ctx) {
-    const list = await endpoints(ctx);
+    const list = await withMountedBare(ctx, await endpoints(ctx));
     const targets: Target[] = [];
     for (const e of list) {
       const tokens = await issueTokens(e.token, e.auth, CC_OPAQUE, 200);
@@ -248,7 +262,7 @@ const revocation: Scenario = {
     const list = await endpoints(ctx);
     // Enough tokens for a whole measurement at the rates seen here; on FerretDB far fewer,
     // as each one costs an insert up front and every stored one slows its scans.
-    const poolSizeOf = (e: Endpoint) => Math.max(100, Math.round(ctx.options.duration * (e.name === storageName('production') ? 100 : 1500)));
+    const poolSizeOf = (e: Endpoint) => Math.max(100, Math.round(ctx.options.duration * (e.name.startsWith(storageName('production')) ? 100 : 1500)));
     const notes: string[] = [];
     const targets: Target[] = list.map((e) => {
       const poolSize = poolSizeOf(e);

@@ -37,6 +37,12 @@ export interface RunOptions {
   ferretdbMax: number;
   /** node --cpu-prof for Castellan and the bare baseline; profiles land in this directory. */
   profileDir: string | undefined;
+  /**
+   * Another checkout of Castellan (e.g. `git archive <commit>` of the code before a change,
+   * with node_modules linked) measured as one more target per storage, in the same rounds:
+   * a before/after comparison that shares the run's background load.
+   */
+  compareDir?: string | undefined;
 }
 
 export const DEMO_JWT_RESOURCE = 'http://localhost:3001/mcp';
@@ -79,6 +85,8 @@ export class BenchContext {
   });
 
   readonly bare: () => Promise<BenchServer> = memo(() => startBareOidc(this.#profileArgs('bare-oidc')));
+  /** The same bare provider inside an outer Koa app: the cost of Koa around Koa alone. */
+  readonly bareInKoa: () => Promise<BenchServer> = memo(() => startBareOidc(this.#profileArgs('bare-oidc-in-koa'), 'koa'));
   readonly oauth2: () => Promise<BenchServer> = memo(() => startOauth2Server());
   readonly koa: () => Promise<BenchServer> = memo(() => startBareKoa());
 
@@ -110,8 +118,8 @@ export class BenchContext {
   }
 
   /** The scenario's Castellan on one storage, started on first use, on fresh stores. */
-  castellan(storage: CastellanStorage, key = 'shared'): Promise<CastellanServer> {
-    const id = `${storage}/${key}/${this.#scenario}`;
+  castellan(storage: CastellanStorage, key = 'shared', root?: string): Promise<CastellanServer> {
+    const id = `${storage}/${key}/${root ?? ''}/${this.#scenario}`;
     let started = this.#castellans.get(id);
     if (!started) {
       started = (async () => {
@@ -120,8 +128,9 @@ export class BenchContext {
           name: `castellan ${storage}${key === 'shared' ? '' : ` (${key})`}`,
           storage,
           stores,
-          nodeArgs: this.#profileArgs(`castellan-${storage}-${key}`),
+          nodeArgs: this.#profileArgs(`castellan-${storage}-${key}${root !== undefined ? '-compared' : ''}`),
           extraEnv: { CASTELLAN_CONFIG_FILE: await this.#config() },
+          ...(root !== undefined ? { root } : {}),
         });
         return server;
       })();

@@ -66,7 +66,7 @@ export function renderMarkdown(results: RunResults): string {
     '',
     'Server CPU µs/req is the server process\'s user + system CPU time (/proc/<pid>/stat) over the requests it answered in a measurement (median over rounds); CPU ratio is the baseline\'s CPU per request divided by the row\'s (median of per-round ratios): the rate ratio the two would have on equal free CPU. On a shared machine the rate ratio moves with whatever else runs during each 2-second slot; the CPU ratio hardly does (it does not see time spent waiting on FerretDB or Redis, which the rate ratio does).',
     '',
-    `Hand-written analysis: [ANALYSIS.md](ANALYSIS.md), and below the \`${ANALYSIS_MARK}\` line at the end of this file (kept when the file is regenerated).`,
+    'Hand-written analysis: [ANALYSIS.md](ANALYSIS.md), and the end of this file below the `bench:analysis` comment, if any (kept when the file is regenerated).',
     '',
   ];
   for (const note of results.notes) lines.push(`> ${note}`, '');

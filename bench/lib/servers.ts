@@ -71,6 +71,8 @@ interface SpawnInput {
   control?: boolean;
   nodeArgs?: readonly string[];
   port?: number;
+  /** Checkout the script is run from (default: this one). */
+  root?: string;
 }
 
 async function spawnServer(input: SpawnInput): Promise<BenchServer> {
@@ -82,7 +84,7 @@ async function spawnServer(input: SpawnInput): Promise<BenchServer> {
     PORT: String(port),
     ...(controlPort !== undefined ? { BENCH_CONTROL_PORT: String(controlPort) } : {}),
   };
-  const child = spawnManaged(process.execPath, [...(input.nodeArgs ?? []), join(REPO, input.script)], { env });
+  const child = spawnManaged(process.execPath, [...(input.nodeArgs ?? []), join(input.root ?? REPO, input.script)], { env });
   const url = `http://127.0.0.1:${port}`;
   const stop = registerStop(async () => {
     cpuPids.delete(url);
@@ -127,6 +129,8 @@ export interface CastellanOptions {
   nodeArgs?: readonly string[];
   /** More environment (CASTELLAN_CONFIG_FILE). */
   extraEnv?: Record<string, string>;
+  /** Another checkout of Castellan to run instead of this one (`--compare`). */
+  root?: string;
 }
 
 function slug(name: string): string {
@@ -167,17 +171,19 @@ export async function startCastellanServer(options: CastellanOptions): Promise<C
     control: options.workers === undefined,
     nodeArgs: ['--expose-gc', ...(options.nodeArgs ?? [])],
     port,
+    ...(options.root !== undefined ? { root: options.root } : {}),
   });
   return { ...server, issuer: `${server.url}/t/demo`, clientSecret, userPassword, env: { ...env, PORT: String(port) } };
 }
 
 export const BASELINE_SECRET = 'bench-secret-bench-secret-bench-secret';
 
-export function startBareOidc(nodeArgs: readonly string[] = []): Promise<BenchServer> {
+/** Bare oidc-provider; `mount: 'koa'` serves it from inside an outer Koa app (bare-oidc.ts). */
+export function startBareOidc(nodeArgs: readonly string[] = [], mount?: 'koa'): Promise<BenchServer> {
   return spawnServer({
-    name: 'bare oidc-provider',
+    name: mount ? 'bare oidc-provider inside Koa' : 'bare oidc-provider',
     script: 'bench/servers/bare-oidc.ts',
-    env: { BENCH_CLIENT_SECRET: BASELINE_SECRET, NODE_ENV: 'production' },
+    env: { BENCH_CLIENT_SECRET: BASELINE_SECRET, NODE_ENV: 'production', ...(mount ? { BENCH_MOUNT: mount } : {}) },
     probePath: '/.well-known/openid-configuration',
     control: true,
     nodeArgs,

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import Koa from 'koa';
 import { createServer } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Configuration, type JWK } from 'oidc-provider';
@@ -70,7 +71,10 @@ async function main(): Promise<void> {
     },
   };
   const provider = new Provider(issuer, configuration);
-  const server = provider.listen(port, '127.0.0.1');
+  // BENCH_MOUNT=koa: the same provider inside an outer Koa app that hands every request over
+  // the way src/http/tenant-mount.ts does (ctx.respond = false, provider.callback()), and
+  // does nothing else: what a Koa app around the provider's own Koa app costs by itself.
+  const server = process.env.BENCH_MOUNT === 'koa' ? mountedInKoa(provider).listen(port, '127.0.0.1') : provider.listen(port, '127.0.0.1');
   await once(server, 'listening');
 
   const controlPort = Number(process.env.BENCH_CONTROL_PORT ?? '0');
@@ -117,6 +121,18 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => process.exit(0));
   process.once('SIGINT', () => process.exit(0));
   process.stdout.write('bare oidc-provider ready\n');
+}
+
+function mountedInKoa(provider: Provider): Koa {
+  const handle = provider.callback();
+  const outer = new Koa();
+  outer.use(async (ctx) => {
+    const req = ctx.req as typeof ctx.req & { originalUrl?: string };
+    req.originalUrl = req.url;
+    ctx.respond = false;
+    await handle(ctx.req, ctx.res);
+  });
+  return outer;
 }
 
 main().catch((err: unknown) => {

@@ -22,20 +22,21 @@ export function requestLog(log: Logger, metrics?: CastellanMetrics): Middleware 
     ctx.set('X-Request-Id', reqId);
     // Kept now: handing over to oidc-provider rewrites the request's URL.
     const fullPath = ctx.path;
-    const path = ctx.path.length > 256 ? `${ctx.path.slice(0, 256)}…` : ctx.path;
-    const tenant = TENANT_PATH.exec(ctx.path)?.[1];
-    let logged = false;
-    const write = () => {
-      if (logged) return;
-      logged = true;
+    const method = ctx.method;
+    const res = ctx.res;
+    // Node emits 'close' on every response, after 'finish' when it was sent in full and alone
+    // when the connection went first (http.ServerResponse): one listener sees both.
+    res.once('close', () => {
       const elapsed = performance.now() - started;
-      const fields = { reqId, tenant, method: ctx.method, path, status: ctx.res.statusCode, ms: Math.round(elapsed) };
-      metrics?.observeRequest(ctx.method, fullPath, ctx.res.statusCode, elapsed / 1000);
-      if (ctx.res.writableFinished) log.info(fields, 'request');
+      metrics?.observeRequest(method, fullPath, res.statusCode, elapsed / 1000);
+      // The line is built only when it is written (the bench and quiet deployments log less).
+      if (!log.isLevelEnabled('info')) return;
+      const path = fullPath.length > 256 ? `${fullPath.slice(0, 256)}…` : fullPath;
+      const tenant = TENANT_PATH.exec(fullPath)?.[1];
+      const fields = { reqId, tenant, method, path, status: res.statusCode, ms: Math.round(elapsed) };
+      if (res.writableFinished) log.info(fields, 'request');
       else log.info({ ...fields, aborted: true }, 'request');
-    };
-    ctx.res.once('finish', write);
-    ctx.res.once('close', write);
+    });
     await next();
   };
 }

@@ -19,8 +19,10 @@ export function securityHeaders(options: { https: boolean }): Middleware {
     'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), payment=()',
   };
   if (options.https) headers['Strict-Transport-Security'] = 'max-age=31536000; includeSubDomains';
-  return async (ctx, next) => {
-    for (const [name, value] of Object.entries(headers)) ctx.res.setHeader(name, value);
-    await next();
+  const entries = Object.entries(headers);
+  return (ctx, next) => {
+    const res = ctx.res;
+    for (const [name, value] of entries) res.setHeader(name, value);
+    return next();
   };
 }

@@ -165,15 +165,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Caste
 
   const watched = new WeakSet<Provider>();
 
-  function timed<T>(labels: { store: string; backend: string; operation: string; model: string }, run: () => Promise<T>): Promise<T> {
-    const end = storeLatency.startTimer(labels);
-    return run().then(
+  interface StoreLabels { store: string; backend: string; operation: string; model: string }
+
+  /** Observes one store operation started at `started` (performance.now()) when it settles. */
+  function timed<T>(labels: StoreLabels, started: number, operation: Promise<T>): Promise<T> {
+    return operation.then(
       (value) => {
-        end();
+        storeLatency.observe(labels, (performance.now() - started) / 1000);
         return value;
       },
       (err: unknown) => {
-        end();
+        storeLatency.observe(labels, (performance.now() - started) / 1000);
         storeErrors.inc({ store: labels.store, backend: labels.backend, operation: labels.operation });
         throw err;
       },
@@ -181,18 +183,28 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Caste
   }
 
   function instrument(store: ModelStore, which: 'durable' | 'ephemeral', backend: string): ModelStore {
-    const l = (operation: string, model?: string) => ({
-      store: which, backend, operation, model: model !== undefined && MODEL_LABELS.has(model) ? model : 'any',
-    });
+    // One label object per operation and model, made once (every request does several store operations).
+    const known = new Map<string, StoreLabels>();
+    const l = (operation: string, model?: string): StoreLabels => {
+      const modelLabel = model !== undefined && MODEL_LABELS.has(model) ? model : 'any';
+      const key = `${operation}:${modelLabel}`;
+      let labels = known.get(key);
+      if (labels === undefined) {
+        labels = { store: which, backend, operation, model: modelLabel };
+        known.set(key, labels);
+      }
+      return labels;
+    };
+    const now = () => performance.now();
     return {
-      upsert: (model, id, payload, expiresIn) => timed(l('upsert', model), () => store.upsert(model, id, payload, expiresIn)),
-      find: (model, id) => timed(l('find', model), () => store.find(model, id)),
-      findByUid: (model, uid) => timed(l('findByUid', model), () => store.findByUid(model, uid)),
-      findByUserCode: (model, userCode) => timed(l('findByUserCode', model), () => store.findByUserCode(model, userCode)),
-      consume: (model, id) => timed(l('consume', model), () => store.consume(model, id)),
-      destroy: (model, id) => timed(l('destroy', model), () => store.destroy(model, id)),
-      revokeByGrantId: (grantId) => timed(l('revokeByGrantId'), () => store.revokeByGrantId(grantId)),
-      revokeByClientId: (clientId, models) => timed(l('revokeByClientId'), () => store.revokeByClientId(clientId, models)),
+      upsert: (model, id, payload, expiresIn) => { const t = now(); return timed(l('upsert', model), t, store.upsert(model, id, payload, expiresIn)); },
+      find: (model, id) => { const t = now(); return timed(l('find', model), t, store.find(model, id)); },
+      findByUid: (model, uid) => { const t = now(); return timed(l('findByUid', model), t, store.findByUid(model, uid)); },
+      findByUserCode: (model, userCode) => { const t = now(); return timed(l('findByUserCode', model), t, store.findByUserCode(model, userCode)); },
+      consume: (model, id) => { const t = now(); return timed(l('consume', model), t, store.consume(model, id)); },
+      destroy: (model, id) => { const t = now(); return timed(l('destroy', model), t, store.destroy(model, id)); },
+      revokeByGrantId: (grantId) => { const t = now(); return timed(l('revokeByGrantId'), t, store.revokeByGrantId(grantId)); },
+      revokeByClientId: (clientId, models) => { const t = now(); return timed(l('revokeByClientId'), t, store.revokeByClientId(clientId, models)); },
     };
   }
 

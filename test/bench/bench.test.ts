@@ -35,12 +35,14 @@ describe('benchmark harness', () => {
     expect(results.info).toMatchObject({ quick: true, scenarios: ['cc-jwt'] });
     const [scenario] = results.scenarios;
     expect(scenario?.failed).toBeUndefined();
-    expect(scenario?.rows.map((r) => r.target)).toEqual(['castellan memory', 'bare oidc-provider']);
+    expect(scenario?.rows.map((r) => r.target)).toEqual(['castellan memory', 'bare oidc-provider', 'bare oidc-provider inside Koa (mount cost)']);
     for (const row of scenario?.rows ?? []) {
       expect(row).toEqual(expect.objectContaining({ rps: expect.any(Number), p50: expect.any(Number), p99: expect.any(Number), errors: 0 }));
       expect(row.requests).toBeGreaterThan(0);
     }
     expect(scenario?.rows[0]).toMatchObject({ baseline: 'bare oidc-provider', ratio: expect.any(Number) });
+    // Server CPU per request is read from /proc for every HTTP target (Linux).
+    expect(scenario?.rows[0]).toMatchObject({ cpuUs: expect.any(Number), cpuRatio: expect.any(Number) });
     expect(scenario?.checks).toContainEqual(expect.objectContaining({ target: expect.stringContaining('ES256'), ok: true }));
     expect(await readFile(files.md, 'utf8')).toContain('| castellan memory |');
   }, 60_000);
