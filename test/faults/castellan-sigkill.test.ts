@@ -1,13 +1,15 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testEnvironment } from '../support/castellan.ts';
+import { runCli } from '../support/cli.ts';
 import { startCastellanProcess, type CastellanProcess } from '../support/castellan-process.ts';
 import { basicAuth, postToken } from '../support/oauth.ts';
 import { makeServerDir } from '../support/running-server.ts';
 import {
-  OPEN_TENANT, OPAQUE_RESOURCE, auditIssued, clientCredentialsLoop, codeFlowLoop, describeLoad, newIssued, recordResponses,
+  MCP_RESOURCE, OPEN_TENANT, OPAQUE_RESOURCE, auditIssued, clientCredentialsLoop, codeFlowLoop, describeLoad, newIssued, recordResponses,
   registrationLoop, startLoops, untilAllSucceedAfter, type Workload,
 } from './fault-support.ts';
 
@@ -16,7 +18,9 @@ import {
  * refresh-token rotations run, then started again on the same FerretDB and Redis. Every
  * client answered 201 still exists (its registration access token reads it); every token
  * answered 200 still introspects active; each rotation chain's last refresh token answered
- * 200 still works, once; the JWKS has the same keys; no redeemed code redeems again.
+ * 200 still works, once; the JWKS keeps every key it published, including one rotated in
+ * (by the CLI) during the load, and every JWT answered verifies with it; no redeemed code
+ * redeems again.
  */
 
 const started: CastellanProcess[] = [];
@@ -90,16 +94,23 @@ describe('Castellan SIGKILLed under load and restarted', () => {
       registration: { count: 2, body: unlessKilled(registrationLoop(w)) },
       'code flow': { count: 2, body: unlessKilled(codeFlowLoop(w)) },
       'client_credentials (opaque)': { count: 2, body: unlessKilled(clientCredentialsLoop(w, 'opaque')) },
+      'client_credentials (JWT)': { count: 1, body: unlessKilled(clientCredentialsLoop(w, 'jwt')) },
       ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`rotation ${i}`, { count: 1, body: rotationLoop() }])),
     });
 
     let inFlightAtKill: boolean[];
     let jwksBefore: string[];
+    let rotatedKid: string | undefined;
     try {
       expect(await untilAllSucceedAfter(loops.stats, 0, 30_000), describeLoad(recorder.counts, loops.stats)).toEqual([]);
+      jwksBefore = await kidsOf(issuer);
+      // A key rotation while the load runs (the running node picks it up within its 10 s re-read).
+      const rotation = await runCli(env, ['key', 'rotate', 'demo', '--alg', 'ES256']);
+      expect(rotation.code, rotation.stderr).toBe(0);
+      rotatedKid = rotation.stdout.trim().split('\t')[1];
+      expect(rotatedKid).toEqual(expect.any(String));
       // Some rotations in every chain, then the crash.
       while (chains.some((c) => c.rotations < 2)) await sleep(100);
-      jwksBefore = await kidsOf(issuer);
       inFlightAtKill = chains.map((c) => c.inFlight);
       killed = true;
       await first.kill();
@@ -112,7 +123,15 @@ describe('Castellan SIGKILLed under load and restarted', () => {
     const second = await startCastellanProcess(env);
     started.push(second);
     try {
-      expect(await kidsOf(issuer)).toEqual(jwksBefore);
+      // Every key published before, the rotated one too; every JWT answered verifies.
+      const jwksAfter = await jwksOf(issuer);
+      const kidsAfter = jwksAfter.keys.map((k) => `${k.alg}:${k.kid}`);
+      expect(kidsAfter).toEqual(expect.arrayContaining([...jwksBefore, `ES256:${rotatedKid}`]));
+      expect(w.issued.jwts.length).toBeGreaterThan(0);
+      const keySet = createLocalJWKSet(jwksAfter);
+      for (const jwt of [...w.issued.jwts.slice(0, 50), ...w.issued.jwts.slice(-200)]) {
+        await jwtVerify(jwt, keySet, { issuer, audience: MCP_RESOURCE });
+      }
 
       // Clients, tokens and the refresh tokens of the code flows: all there. Codes: used up.
       const { lost, reusedCodes } = await auditIssued(w);
@@ -149,9 +168,12 @@ describe('Castellan SIGKILLed under load and restarted', () => {
   }, 120_000);
 });
 
-async function kidsOf(issuer: string): Promise<string[]> {
+async function jwksOf(issuer: string): Promise<JSONWebKeySet> {
   const response = await fetch(`${issuer}/jwks`);
   expect(response.status).toBe(200);
-  const { keys } = (await response.json()) as { keys: Array<{ kid?: string; alg?: string }> };
-  return keys.map((k) => `${k.alg}:${k.kid}`).sort();
+  return (await response.json()) as JSONWebKeySet;
+}
+
+async function kidsOf(issuer: string): Promise<string[]> {
+  return (await jwksOf(issuer)).keys.map((k) => `${k.alg}:${k.kid}`).sort();
 }
