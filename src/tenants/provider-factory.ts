@@ -23,6 +23,7 @@ import {
 import type { DocumentCache } from '../registration/cimd/document-cache.ts';
 import { registrableScopes } from '../registration/registration-gate.ts';
 import { consentGrantLoader } from './consent-grant.ts';
+import { mayIntrospect } from './introspection-policy.ts';
 import { resourceServerFor } from './resource-servers.ts';
 import { OIDC_SCOPES, type TenantSettings } from './tenant-settings.ts';
 
@@ -128,10 +129,10 @@ export function providerConfiguration(input: TenantProviderInput): Configuration
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // RFC 7662 §4: a public client may only learn about its own tokens; resource servers
-        // introspect as confidential clients and may see any token of the tenant.
+        // RFC 7662 §4: who may learn about which token (own tokens; resource servers bound
+        // to resources see only those resources' tokens).
         allowedPolicy: async (_ctx, client, token) =>
-          client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+          mayIntrospect(settings.resources, { clientId: client.clientId, clientAuthMethod: client.clientAuthMethod }, { clientId: token.clientId, aud: 'aud' in token ? token.aud : undefined }),
       },
       revocation: {
         enabled: true,

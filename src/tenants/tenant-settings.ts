@@ -24,6 +24,11 @@ export const resourceSchema = z.object({
   accessTokenTtl: z.number().int().min(30).max(86_400).optional(),
   /** Clients that may get tokens for this resource; absent: every client of the tenant. */
   allowedClients: z.array(z.string().min(1).max(2048)).optional(),
+  /**
+   * The resource server's own clients for RFC 7662 introspection: a client named here may
+   * introspect only tokens for the resources that name it (src/tenants/introspection-policy.ts).
+   */
+  introspectionClients: z.array(z.string().min(1).max(2048)).optional(),
 });
 export type ResourceSettings = z.output<typeof resourceSchema>;
 
