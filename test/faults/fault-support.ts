@@ -354,12 +354,14 @@ export interface Issued {
   refreshTokens: string[];
   /** Codes redeemed with 200, with what redeems them again. */
   redeemedCodes: Array<{ code: string; verifier: string }>;
+  /** Codes whose redemption failed (a 503 in the fault): each may redeem later, at most once. */
+  unredeemedCodes: Array<{ code: string; verifier: string }>;
   /** Registrations answered 201. */
   clients: Array<{ uri: string; token: string; clientId: string }>;
 }
 
 export function newIssued(): Issued {
-  return { opaqueTokens: [], jwts: [], refreshTokens: [], redeemedCodes: [], clients: [] };
+  return { opaqueTokens: [], jwts: [], refreshTokens: [], redeemedCodes: [], unredeemedCodes: [], clients: [] };
 }
 
 function expectStatus(what: string, status: number, body: unknown, wanted: number): void {
@@ -415,6 +417,7 @@ export function codeFlowLoop(w: Workload): () => Promise<void> {
     const { status, body } = await postToken(w.issuer, {
       grant_type: 'authorization_code', client_id: 'demo-agent', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: OPAQUE_RESOURCE,
     });
+    if (status !== 200) w.issued.unredeemedCodes.push({ code, verifier });
     expectStatus('code redemption', status, body, 200);
     w.issued.redeemedCodes.push({ code, verifier });
     w.issued.opaqueTokens.push(String(body.access_token));
@@ -476,10 +479,22 @@ export async function auditIssued(w: Workload): Promise<{ lost: string[]; reused
       return response.status === 200 ? undefined : `client ${c.clientId}: read answered ${response.status}`;
     })),
   ];
-  const reusedCodes = await checkAll(w.issued.redeemedCodes, 6, async ({ code, verifier }) => {
-    const { status, body } = await postToken(w.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: OPAQUE_RESOURCE,
-    });
+  const redeem = ({ code, verifier }: { code: string; verifier: string }) => postToken(w.issuer, {
+    grant_type: 'authorization_code', client_id: 'demo-agent', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: OPAQUE_RESOURCE,
+  });
+  // A code whose redemption failed in the fault redeems at most once afterwards, and what it gives is real.
+  const unredeemed = await checkAll(w.issued.unredeemedCodes, 3, async (entry) => {
+    const first = await redeem(entry);
+    // Checked before the second try: a reuse revokes what the first use gave (RFC 6749 §4.1.2).
+    const given = first.status === 200 ? await introspectActive(String(first.body.access_token), 'access token of a late redemption') : undefined;
+    const second = await redeem(entry);
+    if (second.status === 200) return first.status === 200 ? 'a code redeemed twice' : 'a code refused, then redeemed';
+    if (first.status === 200) return given;
+    return first.body.error === 'invalid_grant' ? undefined : `late redemption answered ${first.status} ${JSON.stringify(first.body)}`;
+  });
+  lost.push(...unredeemed);
+  const reusedCodes = await checkAll(w.issued.redeemedCodes, 6, async (entry) => {
+    const { status, body } = await redeem(entry);
     if (status === 200) return 'a redeemed code was redeemed again';
     // invalid_grant; or 503 when revoking what the first use issued (the reuse rule) outlasts
     // a short store timeout: either way the code gave nothing.
