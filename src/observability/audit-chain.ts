@@ -2,14 +2,15 @@ import { createHash } from 'node:crypto';
 import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { AuditEvent, AuditSink } from './audit.ts';
-import { auditEventId, createMongoAuditEventStore, type AuditEventDocument, type AuditEventStore } from './audit-events.mongo.ts';
+import { auditEventId, createMongoAuditEventStore, type AuditEventStore, type AuditLinkDocument } from './audit-events.mongo.ts';
 
 /**
- * The tamper-evident audit log: per tenant, events are links 1, 2, 3, … of a hash chain in
- * MongoDB (`audit_events`, `_id` = `<tenant>:<seq>`), each link's hash covering the previous
- * link's hash and its own tenant, seq, time and event. Appending is an insert of the next
- * seq: the one race-safe primitive on FerretDB as on MongoDB (STORES.md), so two nodes never
- * fork a chain; the loser learns the new head (by `_id`) and tries again.
+ * The tamper-evident audit log: per tenant, links 1, 2, 3, … of a hash chain in MongoDB
+ * (`audit_events`, `_id` = `<tenant>:<seq>`), each holding 1..N events (group commit) and a
+ * hash covering the previous link's hash and its own tenant, seq, time and events. Appending
+ * is an insert of the next seq: the one race-safe primitive on FerretDB as on MongoDB
+ * (STORES.md), so two nodes never fork a chain; the loser learns the new head (by `_id`) and
+ * tries again.
  */
 
 /** The previous hash of link 1. */
@@ -27,10 +28,10 @@ export function canonicalJson(value: unknown): string {
   return `{${members.join(',')}}`;
 }
 
-/** hex SHA-256 over prevHash followed by the canonical JSON of {tenant, seq, at, event}. */
-export function linkHash(prevHash: string, link: { tenant: string; seq: number; at: string; event: unknown }): string {
-  const { tenant, seq, at, event } = link;
-  return createHash('sha256').update(prevHash).update(canonicalJson({ tenant, seq, at, event })).digest('hex');
+/** hex SHA-256 over prevHash followed by the canonical JSON of {tenant, seq, at, events}. */
+export function linkHash(prevHash: string, link: { tenant: string; seq: number; at: string; events: unknown }): string {
+  const { tenant, seq, at, events } = link;
+  return createHash('sha256').update(prevHash).update(canonicalJson({ tenant, seq, at, events })).digest('hex');
 }
 
 interface Head {
@@ -70,39 +71,97 @@ async function findHead(store: AuditEventStore, tenant: string): Promise<Head> {
 
 /** How many lost insert races one append tolerates before giving up (each loss means progress elsewhere). */
 const MAX_ATTEMPTS = 1_000;
+/** Bounds on one link: events, and their JSON size (an event bigger than that goes alone). */
+export const MAX_EVENTS_PER_LINK = 500;
+const MAX_LINK_BYTES = 512 * 1024;
+/** Under load (a tenant's writer never idle) the head hint is written every this many links. */
+const HINT_EVERY = 16;
 
 export interface AuditChain {
-  /** Appends one event to its tenant's chain; resolves to the link written. */
-  append(event: AuditEvent): Promise<AuditEventDocument>;
-  /** Waits for every append in flight. */
+  /**
+   * Appends one event to its tenant's chain; resolves to the link that holds it once that
+   * link is stored (never earlier), and rejects when it could not be.
+   */
+  append(event: AuditEvent): Promise<AuditLinkDocument>;
+  /** Waits for every append in flight, and for the head hints they left to write. */
   drain(): Promise<void>;
 }
 
-export function createAuditChain(store: AuditEventStore, options: { now?: () => Date } = {}): AuditChain {
-  const now = options.now ?? (() => new Date());
-  const heads = new Map<string, Head>();
-  // Appends of one tenant run one after another on this node: a node never races itself.
-  const tails = new Map<string, Promise<unknown>>();
+export interface AuditChainOptions {
+  now?: () => Date;
+  /** At most this many events in one link (default and ceiling MAX_EVENTS_PER_LINK). */
+  maxEventsPerLink?: number;
+}
 
-  async function appendNow(event: AuditEvent): Promise<AuditEventDocument> {
-    const { tenant } = event;
-    // Plain JSON, as it will read back from the store: the hash must cover what is stored.
-    const stored = JSON.parse(JSON.stringify(event)) as Record<string, unknown>;
-    let head = heads.get(tenant) ?? (await findHead(store, tenant));
+interface Pending {
+  event: Record<string, unknown>;
+  bytes: number;
+  resolve: (link: AuditLinkDocument) => void;
+  reject: (err: unknown) => void;
+}
+
+/** One tenant's appends on this node: queued events, its writer, the cached head and the head hint. */
+interface TenantWriter {
+  queue: Pending[];
+  /** A writer is running (it empties the queue before it stops). */
+  active: boolean;
+  /** The last writer started, for drain(). */
+  running: Promise<void> | undefined;
+  head: Head | undefined;
+  hintWanted: number;
+  hintWritten: number;
+  hinting: Promise<void> | undefined;
+}
+
+/**
+ * Group commit: a tenant's events are written by one writer per node, one link at a time.
+ * The first event of an idle tenant is written at once, alone; events recorded while that
+ * insert is in flight queue, and the next link carries all of them (up to the bounds), so
+ * one insert serves many events under load and none waits for a timer. Every append
+ * resolves only once its link is stored. Two nodes race by insert on `_id`, as before: the
+ * loser walks forward to the new head and writes the same events at the next seq.
+ */
+export function createAuditChain(store: AuditEventStore, options: AuditChainOptions = {}): AuditChain {
+  const now = options.now ?? (() => new Date());
+  const maxEvents = Math.min(Math.max(1, options.maxEventsPerLink ?? MAX_EVENTS_PER_LINK), MAX_EVENTS_PER_LINK);
+  const writers = new Map<string, TenantWriter>();
+
+  function writerOf(tenant: string): TenantWriter {
+    let writer = writers.get(tenant);
+    if (!writer) {
+      writer = { queue: [], active: false, running: undefined, head: undefined, hintWanted: 0, hintWritten: 0, hinting: undefined };
+      writers.set(tenant, writer);
+    }
+    return writer;
+  }
+
+  function takeBatch(queue: Pending[]): Pending[] {
+    let count = 0;
+    let bytes = 0;
+    for (const pending of queue) {
+      if (count === maxEvents || (count > 0 && bytes + pending.bytes > MAX_LINK_BYTES)) break;
+      count += 1;
+      bytes += pending.bytes;
+    }
+    return queue.splice(0, count);
+  }
+
+  async function writeLink(tenant: string, writer: TenantWriter, events: Record<string, unknown>[]): Promise<AuditLinkDocument> {
+    let head = writer.head ?? (await findHead(store, tenant));
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const seq = head.seq + 1;
       const at = now().toISOString();
-      const doc: AuditEventDocument = {
+      const doc: AuditLinkDocument = {
         _id: auditEventId(tenant, seq),
-        tenant, seq, at, event: stored, prevHash: head.hash,
-        hash: linkHash(head.hash, { tenant, seq, at, event: stored }),
+        tenant, seq, at, events, prevHash: head.hash,
+        hash: linkHash(head.hash, { tenant, seq, at, events }),
       };
       if (await store.insert(doc)) {
-        heads.set(tenant, { seq, hash: doc.hash });
-        await store.setHeadHint(tenant, seq).catch(() => undefined);
+        writer.head = { seq, hash: doc.hash };
         return doc;
       }
       // Another node (or a previous run) wrote this seq: walk forward by _id to the new head.
+      writer.head = undefined;
       let next = seq;
       let found = await store.get(tenant, next);
       while (found) {
@@ -110,24 +169,65 @@ export function createAuditChain(store: AuditEventStore, options: { now?: () => 
         next += 1;
         found = await store.get(tenant, next);
       }
-      heads.delete(tenant);
     }
     throw new Error(`audit chain of tenant ${tenant}: no free seq after ${MAX_ATTEMPTS} attempts`);
   }
 
+  /** The head hint, written off the append path, one write in flight per tenant, the newest seq wins. */
+  function hint(tenant: string, writer: TenantWriter, seq: number): void {
+    writer.hintWanted = Math.max(writer.hintWanted, seq);
+    if (writer.hinting || writer.hintWritten >= writer.hintWanted) return;
+    writer.hinting = (async () => {
+      while (writer.hintWritten < writer.hintWanted) {
+        const target = writer.hintWanted;
+        await store.setHeadHint(tenant, target).catch(() => undefined);
+        writer.hintWritten = target;
+      }
+      writer.hinting = undefined;
+    })();
+  }
+
+  function start(tenant: string, writer: TenantWriter): void {
+    writer.active = true;
+    writer.running = (async () => {
+      try {
+        while (writer.queue.length > 0) {
+          const batch = takeBatch(writer.queue);
+          try {
+            const link = await writeLink(tenant, writer, batch.map((pending) => pending.event));
+            for (const pending of batch) pending.resolve(link);
+            if (writer.queue.length === 0 || link.seq - writer.hintWanted >= HINT_EVERY) hint(tenant, writer, link.seq);
+          } catch (err) {
+            // Unknown whether the insert landed (a timeout may follow a write): find the head again.
+            writer.head = undefined;
+            for (const pending of batch) pending.reject(err);
+          }
+        }
+      } finally {
+        // In the same turn as the last look at the queue: an event queued after it starts a new writer.
+        writer.active = false;
+      }
+    })();
+  }
+
   return {
     append(event) {
-      const previous = tails.get(event.tenant) ?? Promise.resolve();
-      const appended = previous.then(() => appendNow(event));
-      const tail = appended.catch(() => undefined);
-      tails.set(event.tenant, tail);
-      void tail.then(() => {
-        if (tails.get(event.tenant) === tail) tails.delete(event.tenant);
+      // Plain JSON, as it will read back from the store: the hash must cover what is stored.
+      const json = JSON.stringify(event);
+      const stored = JSON.parse(json) as Record<string, unknown>;
+      const writer = writerOf(event.tenant);
+      const appended = new Promise<AuditLinkDocument>((resolve, reject) => {
+        writer.queue.push({ event: stored, bytes: json.length, resolve, reject });
       });
+      if (!writer.active) start(event.tenant, writer);
       return appended;
     },
     async drain() {
-      while (tails.size > 0) await Promise.all([...tails.values()]);
+      for (;;) {
+        const busy = [...writers.values()].filter((writer) => writer.active || writer.hinting);
+        if (busy.length === 0) return;
+        await Promise.all(busy.flatMap((writer) => [writer.running, writer.hinting]));
+      }
     },
   };
 }
@@ -162,9 +262,10 @@ export type AuditProblem =
   /** The head hint is past the last link: links at the end were deleted (the hint can be deleted too). */
   | 'truncated';
 
+/** `count`: events in the links verified (before the problem, if any); `links`: those links. */
 export type AuditVerification =
-  | { ok: true; count: number; head: string }
-  | { ok: false; seq: number; problem: AuditProblem; detail: string; count: number };
+  | { ok: true; count: number; links: number; head: string }
+  | { ok: false; seq: number; problem: AuditProblem; detail: string; count: number; links: number };
 
 /**
  * Walks a tenant's chain from seq 1 by `_id`, recomputing every hash, and reports the first
@@ -176,26 +277,29 @@ export async function verifyAuditEvents(store: AuditEventStore, tenant: string, 
   const { anchor } = options;
   let anchored = anchor === undefined || anchor === GENESIS_HASH;
   let prev = GENESIS_HASH;
+  let count = 0;
   for (let seq = 1; ; seq++) {
-    const count = seq - 1;
+    const links = seq - 1;
     const doc = await store.get(tenant, seq);
     if (!doc) {
       const later = await store.firstAfter(tenant, seq);
-      if (later) return { ok: false, seq, problem: 'missing', detail: `seq ${seq} is missing but seq ${later.seq} exists`, count };
+      if (later) return { ok: false, seq, problem: 'missing', detail: `seq ${seq} is missing but seq ${later.seq} exists`, count, links };
       const hint = await store.headHint(tenant);
-      if (hint > count) return { ok: false, seq, problem: 'truncated', detail: `the chain ends at seq ${count} but the head hint says ${hint}`, count };
-      if (!anchored) return { ok: false, seq, problem: 'truncated', detail: `the chain ends at seq ${count} without reaching the anchored head ${anchor ?? ''}`, count };
-      return { ok: true, count, head: prev };
+      if (hint > links) return { ok: false, seq, problem: 'truncated', detail: `the chain ends at seq ${links} but the head hint says ${hint}`, count, links };
+      if (!anchored) return { ok: false, seq, problem: 'truncated', detail: `the chain ends at seq ${links} without reaching the anchored head ${anchor ?? ''}`, count, links };
+      return { ok: true, count, links, head: prev };
     }
     if (doc.tenant !== tenant || doc.seq !== seq) {
-      return { ok: false, seq, problem: 'misplaced', detail: `document ${doc._id} holds tenant ${String(doc.tenant)} seq ${String(doc.seq)}`, count };
+      return { ok: false, seq, problem: 'misplaced', detail: `document ${doc._id} holds tenant ${String(doc.tenant)} seq ${String(doc.seq)}`, count, links };
     }
     if (doc.prevHash !== prev) {
-      return { ok: false, seq, problem: 'broken_link', detail: `prevHash of seq ${seq} is not the hash of seq ${seq - 1}`, count };
+      return { ok: false, seq, problem: 'broken_link', detail: `prevHash of seq ${seq} is not the hash of seq ${seq - 1}`, count, links };
     }
-    if (linkHash(prev, { tenant, seq, at: doc.at, event: doc.event }) !== doc.hash) {
-      return { ok: false, seq, problem: 'edited', detail: `seq ${seq} does not match its hash`, count };
+    // A link holds at least one event; an emptied or removed list is an edit like any other.
+    if (!Array.isArray(doc.events) || doc.events.length === 0 || linkHash(prev, { tenant, seq, at: doc.at, events: doc.events }) !== doc.hash) {
+      return { ok: false, seq, problem: 'edited', detail: `seq ${seq} does not match its hash`, count, links };
     }
+    count += doc.events.length;
     prev = doc.hash;
     if (prev === anchor) anchored = true;
   }

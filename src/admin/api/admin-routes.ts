@@ -87,7 +87,7 @@ const auditQueryParameters: QueryParameter[] = [
   { name: 'type', description: 'Only events of these types, comma-separated (e.g. admin_client_created,sign_in).', schema: { type: 'string' } },
   { name: 'from', description: 'Events at or after this time (RFC 3339).', schema: { type: 'string', format: 'date-time' } },
   { name: 'to', description: 'Events at or before this time (RFC 3339).', schema: { type: 'string', format: 'date-time' } },
-  { name: 'after', description: 'Events after this sequence number: the `next` of the previous page.', schema: { type: 'integer', minimum: 0 } },
+  { name: 'after', description: 'Events after this one: the `next` of the previous page (`<seq>:<index>`, the chain link and the event\'s place in it).', schema: { type: 'string', pattern: '^[0-9]+(:[0-9]+)?$' } },
   { name: 'limit', description: 'Page size, 1-500 (default 100).', schema: { type: 'integer', minimum: 1, maximum: 500 } },
 ];
 
@@ -258,7 +258,7 @@ export function adminRoutes(services: AdminServices): AdminRoute[] {
       method: 'GET', path: '/tenants/{tenant}/audit-events', scope: 'admin:read', operationId: 'queryAuditEvents', tag: 'audit',
       summary: 'Query the tenant\'s audit events', description: 'In chain order, filtered by type and time, a page at a time (MongoDB storage only).',
       query: auditQueryParameters,
-      success: { status: 200, description: '`events`, and `next` when there may be more.' },
+      success: { status: 200, description: '`events` (each with its link\'s `seq`, `index` in the link, `at` and `hash`, and the `event`), and `next` when there may be more.' },
       handle: (r) => audit.query(t(r), r.query),
     },
   ];

@@ -4,8 +4,9 @@ import { print, required, UsageError, type CommandGroup } from './command.ts';
 import { withCore } from './core.ts';
 
 const USAGE = `  audit verify <tenant> [--head <hash>]
-      Walks the tenant's hash-chained audit events and prints "ok: N events, head <hash>",
-      or the first edited, deleted or misplaced event (exit code 1). Keep the printed head
+      Walks the tenant's hash-chained audit log (links of one or more events) and prints
+      "ok: N events in M links, head <hash>", or the first edited, deleted or misplaced
+      link (exit code 1). Keep the printed head
       somewhere else: deleting the newest events is only detectable against it, by passing
       it back as --head (the chain must still contain it).`;
 
@@ -30,10 +31,10 @@ export const auditCommands: CommandGroup = {
       }
       const result = await verifyAuditEvents(core.auditEvents, tenant, anchor === undefined ? {} : { anchor });
       if (result.ok) {
-        print(`ok: ${result.count} events, head ${result.head}`);
+        print(`ok: ${result.count} events in ${result.links} links, head ${result.head}`);
         return 0;
       }
-      print(`broken at seq ${result.seq} (${result.problem}): ${result.detail}; ${result.count} events verified before it`);
+      print(`broken at seq ${result.seq} (${result.problem}): ${result.detail}; ${result.count} events in ${result.links} links verified before it`);
       return 1;
     });
   },
