@@ -24,10 +24,13 @@ export function pinForwardedHeaders(req: IncomingMessage, origin: PublicOrigin, 
 
 /**
  * Hands a request to a tenant's oidc-provider as if it were mounted at /t/<tenant>.
- * oidc-provider derives the mount path from req.originalUrl vs req.url, and builds endpoint
- * URLs from the request's host: we pin that host to the configured base URL, so a forged
- * Host header can never make metadata point elsewhere (the provider runs with proxy=true and
- * sees only the forwarding headers we set).
+ * oidc-provider takes its mount path from req.originalUrl cut at the first occurrence of
+ * req.url, which is wrong when the tenant id starts like the route (tenant `registry`, POST
+ * /t/registry/reg: '/reg' first occurs inside '/registry', giving the mount path '/t'); so
+ * we leave originalUrl unset and give the mount path as req.baseUrl, its next source.
+ * It builds endpoint URLs from the request's host: we pin that host to the configured base
+ * URL, so a forged Host header can never make metadata point elsewhere (the provider runs
+ * with proxy=true and sees only the forwarding headers we set).
  */
 export async function handOverToProvider(
   ctx: Context,
@@ -36,9 +39,10 @@ export async function handOverToProvider(
   origin: PublicOrigin,
   trustProxy: boolean,
 ): Promise<void> {
-  const req = ctx.req as IncomingMessage & { originalUrl?: string };
+  const req = ctx.req as IncomingMessage & { originalUrl?: string; baseUrl?: string };
   const search = ctx.querystring ? `?${ctx.querystring}` : '';
-  req.originalUrl = `/t/${runtime.tenantId}${innerPath}${search}`;
+  delete req.originalUrl;
+  req.baseUrl = `/t/${runtime.tenantId}`;
   req.url = `${innerPath}${search}`;
   pinForwardedHeaders(req, origin, trustProxy);
   ctx.respond = false;
