@@ -34,6 +34,15 @@ describe('copyPayload', () => {
     expect(Array.from((copy.nested as { bytes: Uint8Array }).bytes)).toEqual(Array.from(bytes));
   });
 
+  it('keeps an own __proto__ key as a key, never as the prototype', () => {
+    const original = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Record<string, unknown>;
+    const copy = copyPayload(original);
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(Object.keys(copy)).toEqual(['__proto__', 'a']);
+    expect((copy as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(Object.getOwnPropertyDescriptor(copy, '__proto__')?.value).toEqual({ polluted: true });
+  });
+
   it('keeps keys whose value is undefined, like structuredClone', () => {
     const copy = copyPayload({ a: undefined, b: 1 });
     expect(Object.keys(copy)).toEqual(['a', 'b']);

@@ -26,6 +26,11 @@ function copyValue(value: unknown): unknown {
 
 function copyObject(source: Record<string, unknown>): Record<string, unknown> {
   const copy: Record<string, unknown> = {};
-  for (const key of Object.keys(source)) copy[key] = copyValue(source[key]);
+  for (const key of Object.keys(source)) {
+    // An own "__proto__" key (JSON.parse makes one) stays a key: assigning it would set the
+    // copy's prototype instead.
+    if (key === '__proto__') Object.defineProperty(copy, key, { value: copyValue(source[key]), enumerable: true, writable: true, configurable: true });
+    else copy[key] = copyValue(source[key]);
+  }
   return copy;
 }
