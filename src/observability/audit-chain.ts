@@ -74,8 +74,11 @@ const MAX_ATTEMPTS = 1_000;
 /** Bounds on one link: events, and their JSON size (an event bigger than that goes alone). */
 export const MAX_EVENTS_PER_LINK = 500;
 const MAX_LINK_BYTES = 512 * 1024;
-/** Under load (a tenant's writer never idle) the head hint is written every this many links. */
-const HINT_EVERY = 16;
+/** How long an idle tenant's first event waits for company (group commit's linger). */
+const LINGER_MS = 1;
+/** The head hint is written every this many links, and otherwise this long after a link. */
+const HINT_EVERY = 64;
+const HINT_DELAY_MS = 1_000;
 
 export interface AuditChain {
   /**
@@ -91,6 +94,8 @@ export interface AuditChainOptions {
   now?: () => Date;
   /** At most this many events in one link (default and ceiling MAX_EVENTS_PER_LINK). */
   maxEventsPerLink?: number;
+  /** How long an idle tenant's first event waits for others to join its link (default LINGER_MS). */
+  lingerMs?: number;
 }
 
 interface Pending {
@@ -108,28 +113,33 @@ interface TenantWriter {
   /** The last writer started, for drain(). */
   running: Promise<void> | undefined;
   head: Head | undefined;
+  /** The last link this node wrote. */
+  lastSeq: number;
   hintWanted: number;
   hintWritten: number;
   hinting: Promise<void> | undefined;
+  hintTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /**
  * Group commit: a tenant's events are written by one writer per node, one link at a time.
- * The first event of an idle tenant is written at once, alone; events recorded while that
- * insert is in flight queue, and the next link carries all of them (up to the bounds), so
- * one insert serves many events under load and none waits for a timer. Every append
+ * The first event of an idle tenant lingers LINGER_MS (events recorded meanwhile join it);
+ * events recorded while a link's insert is in flight queue, and the next link carries all of
+ * them (up to the bounds), so one insert serves many events under load. Every append
  * resolves only once its link is stored. Two nodes race by insert on `_id`, as before: the
- * loser walks forward to the new head and writes the same events at the next seq.
+ * loser walks forward to the new head and writes the same events at the next seq. The head
+ * hint is written off the append path, every HINT_EVERY links or HINT_DELAY_MS after one.
  */
 export function createAuditChain(store: AuditEventStore, options: AuditChainOptions = {}): AuditChain {
   const now = options.now ?? (() => new Date());
+  const lingerMs = options.lingerMs ?? LINGER_MS;
   const maxEvents = Math.min(Math.max(1, options.maxEventsPerLink ?? MAX_EVENTS_PER_LINK), MAX_EVENTS_PER_LINK);
   const writers = new Map<string, TenantWriter>();
 
   function writerOf(tenant: string): TenantWriter {
     let writer = writers.get(tenant);
     if (!writer) {
-      writer = { queue: [], active: false, running: undefined, head: undefined, hintWanted: 0, hintWritten: 0, hinting: undefined };
+      writer = { queue: [], active: false, running: undefined, head: undefined, lastSeq: 0, hintWanted: 0, hintWritten: 0, hinting: undefined, hintTimer: undefined };
       writers.set(tenant, writer);
     }
     return writer;
@@ -187,16 +197,32 @@ export function createAuditChain(store: AuditEventStore, options: AuditChainOpti
     })();
   }
 
+  /** After a link: the hint at once every HINT_EVERY links, else once HINT_DELAY_MS later (one timer at a time). */
+  function noteLink(tenant: string, writer: TenantWriter, seq: number): void {
+    writer.lastSeq = seq;
+    if (seq - writer.hintWanted >= HINT_EVERY) {
+      hint(tenant, writer, seq);
+    } else if (!writer.hintTimer) {
+      writer.hintTimer = setTimeout(() => {
+        writer.hintTimer = undefined;
+        hint(tenant, writer, writer.lastSeq);
+      }, HINT_DELAY_MS);
+      writer.hintTimer.unref();
+    }
+  }
+
   function start(tenant: string, writer: TenantWriter): void {
     writer.active = true;
     writer.running = (async () => {
       try {
+        // An idle tenant's first event lingers a moment: events recorded meanwhile share its link.
+        if (lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, lingerMs));
         while (writer.queue.length > 0) {
           const batch = takeBatch(writer.queue);
           try {
             const link = await writeLink(tenant, writer, batch.map((pending) => pending.event));
             for (const pending of batch) pending.resolve(link);
-            if (writer.queue.length === 0 || link.seq - writer.hintWanted >= HINT_EVERY) hint(tenant, writer, link.seq);
+            noteLink(tenant, writer, link.seq);
           } catch (err) {
             // Unknown whether the insert landed (a timeout may follow a write): find the head again.
             writer.head = undefined;
@@ -224,6 +250,13 @@ export function createAuditChain(store: AuditEventStore, options: AuditChainOpti
     },
     async drain() {
       for (;;) {
+        // Hints waiting on their timer are written now.
+        for (const [tenant, writer] of writers) {
+          if (!writer.hintTimer) continue;
+          clearTimeout(writer.hintTimer);
+          writer.hintTimer = undefined;
+          hint(tenant, writer, writer.lastSeq);
+        }
         const busy = [...writers.values()].filter((writer) => writer.active || writer.hinting);
         if (busy.length === 0) return;
         await Promise.all(busy.flatMap((writer) => [writer.running, writer.hinting]));
