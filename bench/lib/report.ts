@@ -94,17 +94,18 @@ export function renderSummary(results: RunResults, file: string): string {
   const lines = [
     `Latest full run: [${file}](bench/results/${file}) (${results.info.date}, ${results.info.cpus} cores, load average ${results.info.loadBefore.toFixed(1)} before the run).`,
     '',
-    '| scenario | target | rate | p99 ms | ratio |',
-    '|---|---|---:|---:|---|',
+    '| scenario | target | rate | p99 ms | ratio | CPU ratio |',
+    '|---|---|---:|---:|---|---:|',
   ];
   for (const s of results.scenarios) {
     if (s.failed) {
-      lines.push(`| ${s.name} | failed | | | |`);
+      lines.push(`| ${s.name} | failed | | | | |`);
       continue;
     }
     for (const row of s.rows) {
       const ratio = row.ratio !== undefined && Number.isFinite(row.ratio) ? `${row.ratio.toFixed(2)}× ${row.baseline ?? ''}` : '';
-      lines.push(`| ${s.name} | ${row.target} | ${fmt(row.rps)} ${row.unit ?? 'req/s'} | ${ms(row.p99)} | ${ratio} |`);
+      const cpu = row.cpuRatio !== undefined && Number.isFinite(row.cpuRatio) ? `${row.cpuRatio.toFixed(2)}×` : '';
+      lines.push(`| ${s.name} | ${row.target} | ${fmt(row.rps)} ${row.unit ?? 'req/s'} | ${ms(row.p99)} | ${ratio} | ${cpu} |`);
     }
   }
   const checks = results.scenarios.flatMap((s) => s.checks);
