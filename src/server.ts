@@ -110,7 +110,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   // With MongoDB every event is also appended to its tenant's hash chain (audit-chain.ts).
   const auditChain = opened.auditEvents && createAuditChain(opened.auditEvents);
   const otherSink = options.audit ?? createLogAuditSink(log);
-  const audit = auditChain ? composeAuditSinks(createAuditChainSink(auditChain, log), otherSink) : otherSink;
+  const audit = auditChain ? composeAuditSinks(createAuditChainSink(auditChain, log, { maxWaitMs: settings.storeTimeoutMs }), otherSink) : otherSink;
   const closeAudit = async (): Promise<void> => {
     await auditChain?.drain();
   };

@@ -270,15 +270,30 @@ export function createAuditChain(store: AuditEventStore, options: AuditChainOpti
  * with the event's type and tenant, and the request that caused it goes on: the audit trail
  * fails open, so sign-in pages keep working through a store outage. The log sink composed
  * beside it still records the event.
+ * A request waits for its link at most `maxWaitMs` (the store timeout): while MongoDB hangs,
+ * appends queued behind a failing link would otherwise add their timeouts up. Past the bound
+ * the append goes on in the background (and is logged if it fails).
  */
-export function createAuditChainSink(chain: AuditChain, log: Logger): AuditSink {
+export function createAuditChainSink(chain: AuditChain, log: Logger, options: { maxWaitMs?: number } = {}): AuditSink {
+  const { maxWaitMs } = options;
   return {
     async record(event) {
-      try {
-        await chain.append(event);
-      } catch (err) {
-        log.error({ err, auditType: event.type, tenant: event.tenant }, 'audit chain append failed: the event is in the log only');
+      const appended = chain.append(event).then(
+        () => true,
+        (err: unknown) => {
+          log.error({ err, auditType: event.type, tenant: event.tenant }, 'audit chain append failed: the event is in the log only');
+          return true;
+        },
+      );
+      if (maxWaitMs === undefined) {
+        await appended;
+        return;
       }
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), maxWaitMs); });
+      const done = await Promise.race([appended, waited]);
+      clearTimeout(timer);
+      if (!done) log.warn({ auditType: event.type, tenant: event.tenant, maxWaitMs }, 'audit chain append still pending: the request goes on, the append continues');
     },
   };
 }
