@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoClient } from 'mongodb';
+import { expect } from 'vitest';
 import { Redis } from 'ioredis';
 import { spawnManaged, waitUntilReady, type ManagedProcess } from '../support/child-processes.ts';
 import { ensureFerretDbBinary } from '../support/ferretdb.ts';
@@ -57,22 +58,24 @@ async function pingMongo(url: string): Promise<void> {
   }
 }
 
-/** A redis-server on a fixed port. Like the test setup's, it persists nothing: a restart starts empty. */
-export async function startKillableRedis(): Promise<KillableServer> {
-  const binary = await ensureRedisServer();
-  const dir = await makeServerDir('redis');
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
+/**
+ * A server process on a fixed port that can be SIGKILLed and started again: `spawn` starts it
+ * once, `ready` waits until it answers. The port was free a moment ago (or was ours): a few
+ * tries cover a slow release.
+ */
+async function startKillable(options: {
+  url: string;
+  port: number;
+  dir: string;
+  spawn: () => ManagedProcess;
+  ready: (child: ManagedProcess) => Promise<void>;
+}): Promise<KillableServer> {
   let child: ManagedProcess | undefined;
   const start = async (): Promise<void> => {
-    // The port was free a moment ago (or was ours): a few tries cover a slow release.
     for (let attempt = 1; ; attempt += 1) {
-      child = spawnManaged(binary, [
-        '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-        '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning',
-      ]);
+      child = options.spawn();
       try {
-        await waitUntilReady('redis-server', () => pingRedis(url), child, 10_000);
+        await options.ready(child);
         return;
       } catch (error) {
         await child.stop();
@@ -83,15 +86,31 @@ export async function startKillableRedis(): Promise<KillableServer> {
   };
   await start();
   return {
-    url,
-    port,
+    url: options.url,
+    port: options.port,
     kill: async () => { if (child) await sigkill(child); },
     restart: start,
     async stop() {
       await child?.stop();
-      await rm(dir, { recursive: true, force: true });
+      await rm(options.dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A redis-server on a fixed port. Like the test setup's, it persists nothing: a restart starts empty. */
+export async function startKillableRedis(): Promise<KillableServer> {
+  const binary = await ensureRedisServer();
+  const dir = await makeServerDir('redis');
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  return startKillable({
+    url, port, dir,
+    spawn: () => spawnManaged(binary, [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning',
+    ]),
+    ready: (child) => waitUntilReady('redis-server', () => pingRedis(url), child, 10_000),
+  });
 }
 
 /** FerretDB on a fixed port; a restart reopens the same SQLite data directory. */
@@ -100,32 +119,14 @@ export async function startKillableFerretDb(): Promise<KillableServer> {
   const dir = await makeServerDir('ferretdb');
   const port = await freePort();
   const url = `mongodb://127.0.0.1:${port}/`;
-  let child: ManagedProcess | undefined;
-  const start = async (): Promise<void> => {
-    for (let attempt = 1; ; attempt += 1) {
-      child = spawnManaged(binary, ['-listen', `127.0.0.1:${port}`, '-data-dir', dir, '-exit-on-stdin-close'], { stdinPipe: true });
-      try {
-        await child.firstLine(15_000);
-        await waitUntilReady('FerretDB', () => pingMongo(url), child, 15_000);
-        return;
-      } catch (error) {
-        await child.stop();
-        if (attempt >= 5) throw error;
-        await sleep(200);
-      }
-    }
-  };
-  await start();
-  return {
-    url,
-    port,
-    kill: async () => { if (child) await sigkill(child); },
-    restart: start,
-    async stop() {
-      await child?.stop();
-      await rm(dir, { recursive: true, force: true });
+  return startKillable({
+    url, port, dir,
+    spawn: () => spawnManaged(binary, ['-listen', `127.0.0.1:${port}`, '-data-dir', dir, '-exit-on-stdin-close'], { stdinPipe: true }),
+    ready: async (child) => {
+      await child.firstLine(15_000);
+      await waitUntilReady('FerretDB', () => pingMongo(url), child, 15_000);
     },
-  };
+  });
 }
 
 export type ProxyMode =
@@ -570,6 +571,24 @@ export async function runKillScenario(
     await loops.stop();
     recorder.restore();
   }
+}
+
+/**
+ * What a store killed under load must leave behind: every kind of request works again on
+ * the same process; the outage was felt (503s); no response broke the rules (5xx other than
+ * 503, 503 without Retry-After, stacks); everything answered with 200/201 is still there;
+ * and no redeemed code redeems again.
+ */
+export function expectKillSurvived(result: KillScenarioResult): void {
+  expect(result.lagging, result.load).toEqual([]);
+  expect(result.unavailableWhileDown, result.load).toBeGreaterThan(0);
+  expect(result.violations).toEqual([]);
+  expect(result.issued.opaqueTokens.length).toBeGreaterThan(0);
+  expect(result.issued.refreshTokens.length).toBeGreaterThan(0);
+  expect(result.issued.clients.length).toBeGreaterThan(0);
+  expect(result.lost).toEqual([]);
+  expect(result.issued.redeemedCodes.length).toBeGreaterThan(0);
+  expect(result.reusedCodes).toEqual([]);
 }
 
 /** The tenant the registration loops use: open, with a limit the load never reaches. */

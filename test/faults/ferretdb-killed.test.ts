@@ -1,6 +1,6 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
-import { OPEN_TENANT, runKillScenario, startKillableFerretDb, type KillableServer } from './fault-support.ts';
+import { expectKillSurvived, OPEN_TENANT, runKillScenario, startKillableFerretDb, type KillableServer } from './fault-support.ts';
 
 /**
  * Issue #11 item 8: the MongoDB-wire server (FerretDB) SIGKILLed while requests run, then
@@ -30,14 +30,6 @@ describe('FerretDB killed under load', () => {
       mongo,
       { downMs: 3_000, recoveryBoundMs: RECOVERY_BOUND_MS },
     );
-    expect(result.lagging, result.load).toEqual([]);
-    expect(result.unavailableWhileDown, result.load).toBeGreaterThan(0);
-    expect(result.violations).toEqual([]);
-    expect(result.issued.opaqueTokens.length).toBeGreaterThan(0);
-    expect(result.issued.refreshTokens.length).toBeGreaterThan(0);
-    expect(result.issued.clients.length).toBeGreaterThan(0);
-    expect(result.lost).toEqual([]);
-    expect(result.issued.redeemedCodes.length).toBeGreaterThan(0);
-    expect(result.reusedCodes).toEqual([]);
+    expectKillSurvived(result);
   }, 90_000);
 });

@@ -1,6 +1,6 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
-import { OPEN_TENANT, runKillScenario, startKillableRedis, type KillableServer } from './fault-support.ts';
+import { expectKillSurvived, OPEN_TENANT, runKillScenario, startKillableRedis, type KillableServer } from './fault-support.ts';
 
 /**
  * Issue #11 item 8: Redis SIGKILLed while requests run (client_credentials opaque and JWT,
@@ -33,19 +33,6 @@ describe('Redis killed under load', () => {
       redis,
       { downMs: 3_000, recoveryBoundMs: RECOVERY_BOUND_MS },
     );
-    // Every kind of request works again, on the same process.
-    expect(result.lagging, result.load).toEqual([]);
-    // The outage was felt: requests that need Redis got 503...
-    expect(result.unavailableWhileDown, result.load).toBeGreaterThan(0);
-    // ...and no response broke the rules (5xx other than 503, 503 without Retry-After, stacks).
-    expect(result.violations).toEqual([]);
-    // Everything issued with 200/201, before, during and after the outage, is still there.
-    expect(result.issued.opaqueTokens.length).toBeGreaterThan(0);
-    expect(result.issued.refreshTokens.length).toBeGreaterThan(0);
-    expect(result.issued.clients.length).toBeGreaterThan(0);
-    expect(result.lost).toEqual([]);
-    // And no redeemed code redeems again.
-    expect(result.issued.redeemedCodes.length).toBeGreaterThan(0);
-    expect(result.reusedCodes).toEqual([]);
+    expectKillSurvived(result);
   }, 90_000);
 });
