@@ -58,6 +58,25 @@ const GRANT_MODELS: readonly ModelName[] = [
   'Interaction',
 ];
 
+/**
+ * Models that never get a consumption record, so their reads and deletes skip the
+ * consumptions collection (on FerretDB every lookup there is a scan, even by `_id`).
+ * oidc-provider 9 calls Adapter#consume only from its consumable models (AuthorizationCode,
+ * RefreshToken, DeviceCode, BackchannelAuthenticationRequest, PreAuthorizedCode,
+ * PushedAuthorizationRequest: lib/models/*.js); Castellan consumes ReplayDetection
+ * (oidc-adapter.ts) and Interaction (upstream-attempts.ts). None of the models below is
+ * among them, and consume() refuses them, so no consumption record of theirs can exist.
+ */
+export const NEVER_CONSUMED: ReadonlySet<ModelName> = new Set<ModelName>([
+  'AccessToken',
+  'ClientCredentials',
+  'Client',
+  'Grant',
+  'Session',
+  'InitialAccessToken',
+  'RegistrationAccessToken',
+]);
+
 /** FerretDB v1 answers TTL (and partial) index options with NotImplemented. */
 const NOT_IMPLEMENTED = 238;
 
@@ -163,7 +182,7 @@ class MongoModelStore implements RecordStore, RecordLister {
   async find(model: ModelName, id: string): Promise<Payload | undefined> {
     const [doc, consumption] = await Promise.all([
       this.#c.records(model).findOne({ _id: this.#recordId(id) }),
-      this.#c.consumptions.findOne({ _id: this.#consumptionId(model, id) }),
+      this.#consumptionOf(model, id),
     ]);
     return this.#view(model, doc, consumption);
   }
@@ -172,7 +191,7 @@ class MongoModelStore implements RecordStore, RecordLister {
   async findRecord(model: ModelName, id: string): Promise<StoredRecord | undefined> {
     const [doc, consumption] = await Promise.all([
       this.#c.records(model).findOne({ _id: this.#recordId(id) }),
-      this.#c.consumptions.findOne({ _id: this.#consumptionId(model, id) }),
+      this.#consumptionOf(model, id),
     ]);
     const payload = this.#view(model, doc, consumption);
     return payload === undefined ? undefined : { payload, expiresAt: dateOrUndefined(doc?.expiresAt) };
@@ -190,8 +209,10 @@ class MongoModelStore implements RecordStore, RecordLister {
    * The winner is whoever inserts the consumption record first; FerretDB's conditional
    * updates let several callers "win" a findOneAndUpdate (STORES.md), its unique `_id`
    * does not. A consumption already present, for whatever reason, means consumed.
+   * A model in NEVER_CONSUMED is refused: its reads and deletes do not look for one.
    */
   async consume(model: ModelName, id: string): Promise<boolean> {
+    if (NEVER_CONSUMED.has(model)) throw new Error(`${model} is never consumed (mongo-model-store.ts NEVER_CONSUMED)`);
     const now = Date.now();
     const doc = await this.#c.records(model).findOne(
       { _id: this.#recordId(id) },
@@ -217,7 +238,7 @@ class MongoModelStore implements RecordStore, RecordLister {
   async destroy(model: ModelName, id: string): Promise<void> {
     // The record grants access, so it goes first (no transactions: STORES.md).
     await this.#c.records(model).deleteOne({ _id: this.#recordId(id) });
-    await this.#c.consumptions.deleteOne({ _id: this.#consumptionId(model, id) });
+    if (!NEVER_CONSUMED.has(model)) await this.#c.consumptions.deleteOne({ _id: this.#consumptionId(model, id) });
   }
 
   /** Consumption records of revoked tokens stay until they expire: they grant nothing. */
@@ -269,8 +290,13 @@ class MongoModelStore implements RecordStore, RecordLister {
     });
     if (doc === null) return undefined;
     const id = doc._id.slice(this.#ns.length + 1);
-    const consumption = await this.#c.consumptions.findOne({ _id: this.#consumptionId(model, id) });
-    return this.#view(model, doc, consumption);
+    return this.#view(model, doc, await this.#consumptionOf(model, id));
+  }
+
+  /** The record's consumption, if its model can have one (NEVER_CONSUMED). */
+  async #consumptionOf(model: ModelName, id: string): Promise<ConsumptionDoc | null> {
+    if (NEVER_CONSUMED.has(model)) return null;
+    return this.#c.consumptions.findOne({ _id: this.#consumptionId(model, id) });
   }
 
   #view(model: ModelName, doc: RecordDoc | null, consumption: ConsumptionDoc | null): Payload | undefined {
