@@ -11,6 +11,26 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 /** RFC 8252 §7.1: a private-use scheme is a reverse domain name, so it contains a dot. */
 const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+$/;
 
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const b64 = (min: number, max: number) => z.string().min(min).max(max).regex(BASE64URL, 'must be base64url');
+/** Members that only a private or symmetric key has: a client publishes public keys only. */
+const SECRET_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+/**
+ * A public signing key of a client (RFC 7517 §4, RFC 7518 §6, RFC 8037): RSA of 2048 to
+ * 8192 bits, EC on P-256/384/521, OKP Ed25519/Ed448. A key oidc-provider could not use
+ * (unknown kty, missing members) is refused here rather than failing every assertion later.
+ */
+const publicJwkSchema = z.discriminatedUnion('kty', [
+  z.looseObject({ kty: z.literal('RSA'), n: b64(342, 1366), e: b64(1, 8) }),
+  z.looseObject({ kty: z.literal('EC'), crv: z.enum(['P-256', 'P-384', 'P-521']), x: b64(43, 88), y: b64(43, 88) }),
+  z.looseObject({ kty: z.literal('OKP'), crv: z.enum(['Ed25519', 'Ed448']), x: b64(43, 76) }),
+]).superRefine((key, ctx) => {
+  const secret = SECRET_MEMBERS.filter((member) => member in key);
+  if (secret.length) ctx.addIssue({ code: 'custom', message: `jwks must hold public keys only (found ${secret.join(', ')})` });
+  if ('use' in key && key.use !== 'sig') ctx.addIssue({ code: 'custom', message: 'jwks keys must be signing keys (use "sig")' });
+});
+
 export type RedirectKind = 'https' | 'loopback' | 'private-use';
 
 /**
@@ -65,7 +85,7 @@ const clientMetadataSchema = z.object({
   software_version: z.string().min(1).max(100).optional(),
   scope: z.string().max(2000).optional(),
   jwks_uri: httpsUrl.optional(),
-  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
+  jwks: z.object({ keys: z.array(publicJwkSchema).min(1).max(10) }).optional(),
   id_token_signed_response_alg: z.enum(['RS256', 'ES256']).optional(),
   default_max_age: z.number().int().min(0).optional(),
   require_auth_time: z.boolean().optional(),
