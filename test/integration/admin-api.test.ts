@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminRoutes, type AdminServices } from '../../src/admin/api/admin-routes.ts';
 import type { AdminActor } from '../../src/admin/services/admin-actor.ts';
@@ -367,9 +368,31 @@ describe('admin API (/admin/v1) on FerretDB + Redis', () => {
       expect((await as(token).get(`/tenants/${SYSTEM}`)).body).toMatchObject({ id: SYSTEM, disabled: false });
     });
 
-    it('a disabled system tenant locks the admin API out', async () => {
-      expect((await as(admin).post(`/tenants/${SYSTEM}/disable`)).status).toBe(200);
-      expectProblem(await as(admin).get('/tenants'), 401);
+    it('refuses to lock itself out: the system tenant can be neither disabled nor stripped of the admin resource through the API', async () => {
+      expectProblem(await as(admin).post(`/tenants/${SYSTEM}/disable`), 409);
+      const current = (await as(admin).get(`/tenants/${SYSTEM}`)).body as { settings: Record<string, unknown> };
+      expectProblem(await as(admin).patch(`/tenants/${SYSTEM}`, { settings: { ...current.settings, resources: [] } }), 409);
+      expect((await as(admin).get('/tenants')).status).toBe(200);
     });
+
+    it('a system tenant disabled from the CLI locks the admin API out, and enabling it there lets operators back in', async () => {
+      const disabled = await runCli(castellan.env, ['tenant', 'disable', SYSTEM]);
+      expect(disabled.code, disabled.stderr).toBe(0);
+      expect(disabled.stdout).toContain(`${SYSTEM}: disabled`);
+      // The CLI is another process: the server re-reads the tenant within its 10 s bound.
+      const statusWithin = async (token: string, want: number): Promise<number> => {
+        let status = 0;
+        for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(250)) {
+          status = (await as(token).get('/tenants')).status;
+          if (status === want) break;
+        }
+        return status;
+      };
+      expect(await statusWithin(admin, 401)).toBe(401);
+      const enabled = await runCli(castellan.env, ['tenant', 'enable', SYSTEM]);
+      expect(enabled.code, enabled.stderr).toBe(0);
+      expect(enabled.stdout).toContain(`${SYSTEM}: enabled`);
+      expect(await statusWithin(admin, 200)).toBe(200);
+    }, 60_000);
   });
 });

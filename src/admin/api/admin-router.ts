@@ -10,7 +10,7 @@ import { createClientAdmin } from '../services/clients.ts';
 import { createGrantAdmin } from '../services/grants.ts';
 import { createKeyAdmin } from '../services/keys.ts';
 import { createPolicyAdmin } from '../services/policies.ts';
-import { ADMIN_API_PATH } from '../services/system-tenant.ts';
+import { ADMIN_API_PATH, ADMIN_SCOPES, adminResourceUri } from '../services/system-tenant.ts';
 import { createTenantAdmin } from '../services/tenants.ts';
 import { createUserAdmin } from '../services/users.ts';
 import { createAdminAuthenticator, requireScope } from './admin-auth.ts';
@@ -71,7 +71,7 @@ function hasBody(ctx: Context): boolean {
 export function createAdminApi(deps: AdminApiDeps): AdminApi {
   const { core } = deps;
   const routes = adminRoutes({
-    tenants: createTenantAdmin(core),
+    tenants: createTenantAdmin(core, { systemTenant: deps.systemTenant, adminResource: adminResourceUri(deps.baseUrl), adminScopes: ADMIN_SCOPES }),
     clients: createClientAdmin(core),
     users: createUserAdmin(core),
     keys: createKeyAdmin(core),

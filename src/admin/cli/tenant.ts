@@ -7,7 +7,11 @@ import { withCore } from './core.ts';
 const USAGE = `  tenant create <id> [--name <display name>] [--settings-file <tenant-settings.json>]
       Creates a tenant (issuer <base URL>/t/<id>) with the tenant settings in the JSON file
       (defaults otherwise; README "Tenant settings") and elects its signing keys. Prints
-      the issuer.`;
+      the issuer.
+  tenant disable <id> | tenant enable <id>
+      A disabled tenant answers like an unknown one everywhere and its tokens stop passing
+      introspection. Through the CLI the system tenant can be disabled too (that locks the
+      admin API out) and enabled again.`;
 
 /** The JSON object in the file, or a UsageError saying why not. */
 async function readSettingsFile(path: string): Promise<Record<string, unknown>> {
@@ -36,7 +40,16 @@ export const tenantCommands: CommandGroup = {
       args, allowPositionals: true, strict: true, options: { name: { type: 'string' }, 'settings-file': { type: 'string' } },
     });
     const [verb, idArg] = positionals;
-    if (verb !== 'create') throw new UsageError(verb === undefined ? 'missing tenant command (create)' : `unknown tenant command "${verb}"`);
+    if (verb === 'enable' || verb === 'disable') {
+      const id = required(idArg, '<id>');
+      return withCore(async (core) => {
+        const admin = createTenantAdmin(core);
+        const tenant = verb === 'enable' ? await admin.enable(id, cliActor()) : await admin.disable(id, cliActor());
+        print(`${tenant.id}: ${tenant.disabled ? 'disabled' : 'enabled'}`);
+        return 0;
+      });
+    }
+    if (verb !== 'create') throw new UsageError(verb === undefined ? 'missing tenant command (create, enable, disable)' : `unknown tenant command "${verb}"`);
     const id = required(idArg, '<id>');
     const settingsFile = values['settings-file'];
     const settings = settingsFile === undefined ? {} : await readSettingsFile(settingsFile);

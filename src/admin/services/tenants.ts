@@ -50,8 +50,26 @@ export interface TenantAdmin {
   enable(id: string, actor: AdminActor): Promise<TenantView>;
 }
 
+/**
+ * The tenant whose tokens open the admin API, for the API's own guard: through the API, it
+ * can be neither disabled nor given settings without the admin resource (that would lock
+ * every operator out; the CLI, which needs no token, still can).
+ */
+export interface AdminAccessGuard {
+  readonly systemTenant: string;
+  readonly adminResource: string;
+  readonly adminScopes: readonly string[];
+}
+
+/** Whether these settings still let the system tenant issue admin tokens. */
+function keepsAdminAccess(settings: Record<string, unknown>, guard: AdminAccessGuard): boolean {
+  const parsed = tenantSettingsSchema.parse(settings);
+  const resource = parsed.resources.find((r) => r.uri === guard.adminResource);
+  return resource !== undefined && guard.adminScopes.every((scope) => resource.scopes.includes(scope) && parsed.scopes.includes(scope));
+}
+
 /** Tenants for the admin API and the CLI: validated input, an audit event per change. */
-export function createTenantAdmin(core: TenantAdminCore): TenantAdmin {
+export function createTenantAdmin(core: TenantAdminCore, guard?: AdminAccessGuard): TenantAdmin {
   const { storage, tenants, audit } = core;
 
   async function view(id: string): Promise<TenantView> {
@@ -60,6 +78,9 @@ export function createTenantAdmin(core: TenantAdminCore): TenantAdmin {
 
   async function setDisabled(id: string, disabled: boolean, actor: AdminActor): Promise<TenantView> {
     const current = await requireTenantRecord(storage.tenants, id);
+    if (disabled && guard?.systemTenant === id) {
+      throw new ConflictError(`tenant "${id}" issues the admin API's tokens: disabling it here would lock the API out (use the CLI)`);
+    }
     if (current.disabled === true !== disabled) {
       await storage.tenants.update(id, { disabled });
       // This node at once; the others when they next re-read the tenant (within 10 s).
@@ -86,7 +107,12 @@ export function createTenantAdmin(core: TenantAdminCore): TenantAdmin {
     async update(id, changes, actor) {
       await requireTenantRecord(storage.tenants, id);
       const parsed = parseAdminInput(tenantUpdateSchema, changes);
-      if (parsed.settings !== undefined) checkTenantSettings(parsed.settings);
+      if (parsed.settings !== undefined) {
+        checkTenantSettings(parsed.settings);
+        if (guard?.systemTenant === id && !keepsAdminAccess(parsed.settings, guard)) {
+          throw new ConflictError(`tenant "${id}" issues the admin API's tokens: its settings must keep the resource ${guard.adminResource} with the scopes ${guard.adminScopes.join(' ')}`);
+        }
+      }
       await storage.tenants.update(id, parsed);
       tenants.invalidate(id);
       // Names of what changed, not values: settings may hold upstream client secrets.
