@@ -140,8 +140,17 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
     if (settings.redisUrl) {
       // commandTimeout: a Redis that stops answering fails each command after the store
       // timeout (503) instead of holding requests; maxRetriesPerRequest: while disconnected,
-      // a command fails after two reconnection attempts.
-      redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: timeout, commandTimeout: timeout });
+      // a command fails after two reconnection attempts. enableAutoPipelining: the commands
+      // of one event-loop tick go out in one write (introspection's three GETs, one per model
+      // oidc-provider tries); MULTI, SUBSCRIBE and the like are left out by ioredis, and each
+      // pipelined command keeps its own reply, error and commandTimeout.
+      redis = new Redis(settings.redisUrl, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 2,
+        connectTimeout: timeout,
+        commandTimeout: timeout,
+        enableAutoPipelining: true,
+      });
       // ioredis reconnects by itself; say so in the log once per 10 s, not once per attempt.
       let lastReported = 0;
       redis.on('error', (err: Error) => {
