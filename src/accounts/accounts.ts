@@ -1,5 +1,5 @@
 import { createPasswordHasher, MAX_PASSWORD_LENGTH, type PasswordHasher } from './passwords.ts';
-import { InvalidUserError, type TotpEnrolment, type UserClaims, type UserRecord, type UserStore } from './user-store.ts';
+import { InvalidUserError, type TotpEnrolment, type ListPage, type UserClaims, type UserRecord, type UserStore } from './user-store.ts';
 
 /**
  * A user as the rest of the server sees it: the password hash and the sealed TOTP secret
@@ -44,7 +44,7 @@ export interface AccountService {
   /** See UserStore.setRecoveryCodeHashes. */
   setRecoveryCodeHashes(tenant: string, id: string, enrolmentId: string, hashes: readonly string[]): Promise<void>;
   /** The tenant's users (operators: the admin API and CLI). */
-  list(tenant: string, limit?: number): Promise<User[]>;
+  list(tenant: string, page?: ListPage): Promise<User[]>;
   /** Removes the user; false when unknown. Their grants are the caller's to revoke. */
   delete(tenant: string, id: string): Promise<boolean>;
 }
@@ -100,7 +100,7 @@ export function createAccountService(options: AccountServiceOptions): AccountSer
     },
     setTotp: (tenant, id, totp) => users.setTotp(tenant, id, totp),
     setRecoveryCodeHashes: (tenant, id, enrolmentId, hashes) => users.setRecoveryCodeHashes(tenant, id, enrolmentId, hashes),
-    list: async (tenant, limit) => (await users.list(tenant, limit)).map(toUser),
+    list: async (tenant, page) => (await users.list(tenant, page)).map(toUser),
     delete: (tenant, id) => users.delete(tenant, id),
   };
 }

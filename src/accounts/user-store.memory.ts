@@ -45,9 +45,9 @@ export function createMemoryUserStore(options: UserStoreOptions = {}): UserStore
       if (user?.totp?.id !== enrolmentId) return;
       users.set(userKey(tenant, id), { ...user, totp: { ...user.totp, recoveryCodeHashes: [...hashes] } });
     },
-    async list(tenant, limit = 1000) {
+    async list(tenant, { after, limit = 1000 } = {}) {
       return [...users.values()]
-        .filter((user) => user.tenant === tenant)
+        .filter((user) => user.tenant === tenant && (after === undefined || user.id > after))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
         .slice(0, limit)
         .map((user) => structuredClone(user));

@@ -75,9 +75,10 @@ export function createMongoUserStore(db: Db, options: MongoUserStoreOptions = {}
     async setRecoveryCodeHashes(tenant, id, enrolmentId, hashes) {
       await users.updateOne({ _id: userKey(tenant, id), 'totp.id': enrolmentId }, { $set: { 'totp.recoveryCodeHashes': [...hashes] } });
     },
-    async list(tenant, limit = 1000) {
+    async list(tenant, { after, limit = 1000 } = {}) {
       // By tenant, not _id: a scan on FerretDB (STORES.md), acceptable for an operator's listing.
-      const docs = await users.find({ tenant }).sort({ _id: 1 }).limit(limit).toArray();
+      const filter = after === undefined ? { tenant } : { tenant, _id: { $gt: userKey(tenant, after) } };
+      const docs = await users.find(filter).sort({ _id: 1 }).limit(limit).toArray();
       return docs.map(toRecord);
     },
     async delete(tenant, id) {

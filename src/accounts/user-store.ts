@@ -48,6 +48,12 @@ export interface NewUserRecord {
   readonly claims?: UserClaims;
 }
 
+/** A page of an operator's listing: ids after `after` (the previous page's last), at most `limit` (default 1000). */
+export interface ListPage {
+  readonly after?: string;
+  readonly limit?: number;
+}
+
 export interface UserStore {
   /**
    * Creates the user with a fresh random id. Throws LoginTakenError when the login is
@@ -68,7 +74,7 @@ export interface UserStore {
    */
   setRecoveryCodeHashes(tenant: string, id: string, enrolmentId: string, hashes: readonly string[]): Promise<void>;
   /** The tenant's users by id, at most `limit` (operators only: a scan on FerretDB). */
-  list(tenant: string, limit?: number): Promise<UserRecord[]>;
+  list(tenant: string, page?: ListPage): Promise<UserRecord[]>;
   /** Removes the user and frees its login; false when there is no such user. */
   delete(tenant: string, id: string): Promise<boolean>;
 }

@@ -58,6 +58,8 @@ export interface RecordQuery {
   readonly accountId?: string;
   /** At most this many, by id order. Default 1000. */
   readonly limit?: number;
+  /** Only records whose id sorts after this one: the last id of the previous page. */
+  readonly after?: string;
 }
 
 export interface ListedRecord {

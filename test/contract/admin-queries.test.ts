@@ -55,6 +55,9 @@ describe.each(Object.keys(backends))('admin queries on %s', (name) => {
     expect((await store.list('Grant', { clientId: 'c1' })).map((r) => r.id)).toEqual(['g1', 'g2']);
     expect((await store.list('Grant', { clientId: 'c1', accountId: 'bob' })).map((r) => r.id)).toEqual(['g2']);
     expect((await store.list('Grant', { limit: 1 })).map((r) => r.id)).toEqual(['g1']);
+    // Pages: after the previous page's last id, with the same filters.
+    expect((await store.list('Grant', { clientId: 'c1', limit: 1, after: 'g1' })).map((r) => r.id)).toEqual(['g2']);
+    expect(await store.list('Grant', { clientId: 'c1', after: 'g2' })).toEqual([]);
     expect(await store.list('AccessToken')).toEqual([]);
   });
 
@@ -64,7 +67,9 @@ describe.each(Object.keys(backends))('admin queries on %s', (name) => {
     const bob = await users.create({ tenant: 'acme', login: 'bob' });
     await users.create({ tenant: 'other', login: 'carol' });
     expect((await users.list('acme')).map((u) => u.id).sort()).toEqual([alice.id, bob.id].sort());
-    expect(await users.list('acme', 1)).toHaveLength(1);
+    const [first, ...rest] = (await users.list('acme')).map((u) => u.id);
+    expect((await users.list('acme', { limit: 1 })).map((u) => u.id)).toEqual([first]);
+    expect((await users.list('acme', { after: first })).map((u) => u.id)).toEqual(rest);
     expect(await users.delete('acme', alice.id)).toBe(true);
     expect(await users.delete('acme', alice.id)).toBe(false);
     expect(await users.findById('acme', alice.id)).toBeUndefined();

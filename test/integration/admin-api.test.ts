@@ -196,6 +196,12 @@ describe('admin API (/admin/v1) on FerretDB + Redis', () => {
       expect(read.body).toMatchObject({ client_id: 'files-sync', has_secret: true });
       expect(read.body).not.toHaveProperty('client_secret');
       expect(((await as(admin).get('/tenants/acme/clients')).body.clients as { client_id: string }[]).map((c) => c.client_id)).toEqual(['files-sync']);
+      // Listings come in pages: a full page says `next`, the page after it may be empty.
+      const page = (await as(admin).get('/tenants/acme/clients?limit=1')).body;
+      expect(page).toMatchObject({ clients: [expect.objectContaining({ client_id: 'files-sync' })], next: 'files-sync' });
+      expect((await as(admin).get('/tenants/acme/clients?after=files-sync')).body).toEqual({ clients: [] });
+      expectProblem(await as(admin).get('/tenants/acme/clients?limit=0'), 400);
+      expectProblem(await as(admin).get('/tenants/acme/users?limit=abc'), 400);
 
       const replaced = await as(admin).put('/tenants/acme/clients/files-sync', { client_name: 'Files sync v2', grant_types: ['client_credentials'], response_types: [], scope: 'files:read' });
       expect(replaced.status, JSON.stringify(replaced.body)).toBe(200);

@@ -6,6 +6,7 @@ import type { AuditAdmin } from '../services/audit.ts';
 import type { ClientAdmin } from '../services/clients.ts';
 import { grantSelectorSchema, type GrantAdmin } from '../services/grants.ts';
 import type { KeyAdmin } from '../services/keys.ts';
+import type { Page } from '../services/paging.ts';
 import { policyUpdateSchema, type PolicyAdmin } from '../services/policies.ts';
 import type { AdminScope } from '../services/system-tenant.ts';
 import { tenantCreateSchema, tenantUpdateSchema, type TenantAdmin } from '../services/tenants.ts';
@@ -91,10 +92,22 @@ const auditQueryParameters: QueryParameter[] = [
   { name: 'limit', description: 'Page size, 1-500 (default 100).', schema: { type: 'integer', minimum: 1, maximum: 500 } },
 ];
 
+/** Listings come in pages by id (src/admin/services/paging.ts). */
+const pageQueryParameters: QueryParameter[] = [
+  { name: 'after', description: 'Items after this id: the `next` of the previous page.', schema: { type: 'string' } },
+  { name: 'limit', description: 'Page size, 1-1000 (default 100). A full page carries `next`.', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+];
+
 const grantQueryParameters: QueryParameter[] = [
   { name: 'userId', description: 'Grants of this user (its subject). Give exactly one of userId and clientId.', schema: { type: 'string' } },
   { name: 'clientId', description: 'Grants of this client.', schema: { type: 'string' } },
+  ...pageQueryParameters,
 ];
+
+/** A page as the API answers it: the items under their name, and `next` when there may be more. */
+function pageAnswer<T>(name: string, page: Page<T>): Record<string, unknown> {
+  return { [name]: page.items, ...(page.next === undefined ? {} : { next: page.next }) };
+}
 
 function param(request: AdminRequest, name: string): string {
   return request.params[name] ?? '';
@@ -142,8 +155,9 @@ export function adminRoutes(services: AdminServices): AdminRoute[] {
     },
     {
       method: 'GET', path: '/tenants/{tenant}/clients', scope: 'admin:read', operationId: 'listClients', tag: 'clients',
-      summary: 'List a tenant\'s clients', success: { status: 200, description: 'Client metadata, never secrets.' },
-      handle: async (r) => ({ clients: await clients.list(t(r)) }),
+      summary: 'List a tenant\'s clients', query: pageQueryParameters,
+      success: { status: 200, description: '`clients` (metadata, never secrets), by client_id, and `next` when there may be more.' },
+      handle: async (r) => pageAnswer('clients', await clients.list(t(r), r.query)),
     },
     {
       method: 'POST', path: '/tenants/{tenant}/clients', scope: 'admin:write', operationId: 'createClient', tag: 'clients',
@@ -186,8 +200,9 @@ export function adminRoutes(services: AdminServices): AdminRoute[] {
     },
     {
       method: 'GET', path: '/tenants/{tenant}/users', scope: 'admin:read', operationId: 'listUsers', tag: 'users',
-      summary: 'List a tenant\'s users', success: { status: 200, description: 'Users, never password hashes or TOTP secrets.' },
-      handle: async (r) => ({ users: await users.list(t(r)) }),
+      summary: 'List a tenant\'s users', query: pageQueryParameters,
+      success: { status: 200, description: '`users` (never password hashes or TOTP secrets), by id, and `next` when there may be more.' },
+      handle: async (r) => pageAnswer('users', await users.list(t(r), r.query)),
     },
     {
       method: 'POST', path: '/tenants/{tenant}/users', scope: 'admin:write', operationId: 'createUser', tag: 'users',
@@ -244,8 +259,8 @@ export function adminRoutes(services: AdminServices): AdminRoute[] {
     {
       method: 'GET', path: '/tenants/{tenant}/grants', scope: 'admin:read', operationId: 'listGrants', tag: 'grants',
       summary: 'List the grants of a user or of a client', query: grantQueryParameters,
-      success: { status: 200, description: 'Grants (consents) with their scopes.' },
-      handle: async (r) => ({ grants: await grants.list(t(r), r.query) }),
+      success: { status: 200, description: '`grants` (consents) with their scopes, by id, and `next` when there may be more.' },
+      handle: async (r) => pageAnswer('grants', await grants.list(t(r), r.query)),
     },
     {
       method: 'POST', path: '/tenants/{tenant}/grants/revoke', scope: 'admin:write', operationId: 'revokeGrants', tag: 'grants',

@@ -9,6 +9,7 @@ import { removeClientEverywhere } from '../../storage/oidc-adapter.ts';
 import { OIDC_SCOPES } from '../../tenants/tenant-settings.ts';
 import type { AdminActor } from './admin-actor.ts';
 import { parseAdminInput, recordAdminEvent, requireTenantRecord } from './admin-events.ts';
+import { pageOf, pageQuerySchema, type Page } from './paging.ts';
 
 /** A client as operators see it: its metadata, never its secret (stored as a digest anyway). */
 export interface ClientView {
@@ -35,7 +36,8 @@ const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 export type ClientAdminCore = Pick<CastellanCore, 'storage' | 'tenants' | 'audit'>;
 
 export interface ClientAdmin {
-  list(tenant: string): Promise<ClientView[]>;
+  /** A page by client_id (`pageQuerySchema`: after, limit). */
+  list(tenant: string, page?: unknown): Promise<Page<ClientView>>;
   get(tenant: string, clientId: string): Promise<ClientView>;
   /**
    * RFC 7591 metadata (Castellan's registration rules, then oidc-provider's own check), with
@@ -87,9 +89,11 @@ export function createClientAdmin(core: ClientAdminCore): ClientAdmin {
   }
 
   return {
-    async list(tenant) {
+    async list(tenant, page = {}) {
+      const { after, limit } = parseAdminInput(pageQuerySchema, page);
       await requireTenantRecord(storage.tenants, tenant);
-      return (await storage.records(tenant).list('Client')).map((record) => toClientView(record.payload));
+      const records = await storage.records(tenant).list('Client', { ...(after === undefined ? {} : { after }), limit });
+      return pageOf(records.map((record) => toClientView(record.payload)), limit, (client) => client.client_id);
     },
     async get(tenant, clientId) {
       return toClientView(await find(tenant, clientId));

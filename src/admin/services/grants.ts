@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { InvalidRequestError } from '../../errors/errors.ts';
 import type { CastellanCore } from '../../server.ts';
-import type { ModelName, Payload } from '../../storage/model-store.ts';
+import { DEFAULT_LIST_LIMIT, type ModelName, type Payload } from '../../storage/model-store.ts';
 import { revokeClientEverywhere, revokeGrantEverywhere } from '../../storage/oidc-adapter.ts';
 import type { AdminActor } from './admin-actor.ts';
 import { parseAdminInput, recordAdminEvent, requireTenantRecord } from './admin-events.ts';
+import { everyPage, pageOf, pageQuerySchema, type Page } from './paging.ts';
 
 /** One consent a user gave a client (oidc-provider's Grant), as operators see it. */
 export interface GrantView {
@@ -58,7 +59,8 @@ export function toGrantView(id: string, payload: Payload): GrantView {
 export type GrantAdminCore = Pick<CastellanCore, 'storage' | 'audit'>;
 
 export interface GrantAdmin {
-  list(tenant: string, selector: unknown): Promise<GrantView[]>;
+  /** A page (after, limit) of the grants of one user or client (userId or clientId). */
+  list(tenant: string, query: unknown): Promise<Page<GrantView>>;
   /** Revokes the grants (and every token of them); by client also its client-credentials tokens. How many grants. */
   revoke(tenant: string, selector: unknown, actor: AdminActor): Promise<{ revoked: number }>;
 }
@@ -66,10 +68,10 @@ export interface GrantAdmin {
 export function createGrantAdmin(core: GrantAdminCore): GrantAdmin {
   const { storage, audit } = core;
 
-  async function find(tenant: string, selector: GrantSelector): Promise<GrantView[]> {
-    await requireTenantRecord(storage.tenants, tenant);
+  async function findPage(tenant: string, selector: GrantSelector, page: { after?: string | undefined; limit: number }): Promise<GrantView[]> {
     const query = 'userId' in selector ? { accountId: selector.userId } : { clientId: selector.clientId };
-    return (await storage.records(tenant).list('Grant', query)).map((r) => toGrantView(r.id, r.payload));
+    const records = await storage.records(tenant).list('Grant', { ...query, ...(page.after === undefined ? {} : { after: page.after }), limit: page.limit });
+    return records.map((r) => toGrantView(r.id, r.payload));
   }
 
   function selectorOf(input: unknown): GrantSelector {
@@ -78,12 +80,18 @@ export function createGrantAdmin(core: GrantAdminCore): GrantAdmin {
   }
 
   return {
-    async list(tenant, selector) {
-      return find(tenant, selectorOf(selector));
+    async list(tenant, input) {
+      const { after, limit, ...selector } = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
+      const page = parseAdminInput(pageQuerySchema, { after, limit });
+      const chosen = selectorOf(selector);
+      await requireTenantRecord(storage.tenants, tenant);
+      return pageOf(await findPage(tenant, chosen, page), page.limit, (grant) => grant.id);
     },
     async revoke(tenant, input, actor) {
       const selector = selectorOf(input);
-      const grants = await find(tenant, selector);
+      await requireTenantRecord(storage.tenants, tenant);
+      // All of them, page after page: a user may hold more grants than one listing returns.
+      const grants = await everyPage((after) => findPage(tenant, selector, { after, limit: DEFAULT_LIST_LIMIT }), (grant) => grant.id);
       const stores = storage.modelStores(tenant);
       for (const grant of grants) {
         // Tokens of the grant first, the grant last: a crash in between leaves nothing usable.

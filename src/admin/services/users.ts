@@ -6,6 +6,7 @@ import type { CastellanCore } from '../../server.ts';
 import type { AdminActor } from './admin-actor.ts';
 import { parseAdminInput, recordAdminEvent, requireTenantRecord } from './admin-events.ts';
 import { createGrantAdmin } from './grants.ts';
+import { pageOf, pageQuerySchema, type Page } from './paging.ts';
 
 /** A user as operators see it: never a password hash or a TOTP secret. */
 export interface UserView {
@@ -31,7 +32,8 @@ export function toUserView(user: User): UserView {
 export type UserAdminCore = Pick<CastellanCore, 'storage' | 'audit'>;
 
 export interface UserAdmin {
-  list(tenant: string): Promise<UserView[]>;
+  /** A page by user id (`pageQuerySchema`: after, limit). */
+  list(tenant: string, page?: unknown): Promise<Page<UserView>>;
   get(tenant: string, id: string): Promise<UserView>;
   /** The password is hashed with argon2id; it appears in no event, log or answer. */
   create(tenant: string, input: unknown, actor: AdminActor): Promise<UserView>;
@@ -51,9 +53,11 @@ export function createUserAdmin(core: UserAdminCore): UserAdmin {
   }
 
   return {
-    async list(tenant) {
+    async list(tenant, page = {}) {
+      const { after, limit } = parseAdminInput(pageQuerySchema, page);
       await requireTenantRecord(storage.tenants, tenant);
-      return (await storage.users.list(tenant)).map(toUserView);
+      const users = (await storage.users.list(tenant, { ...(after === undefined ? {} : { after }), limit })).map(toUserView);
+      return pageOf(users, limit, (user) => user.id);
     },
     async get(tenant, id) {
       return toUserView(await find(tenant, id));

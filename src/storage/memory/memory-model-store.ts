@@ -181,10 +181,12 @@ class MemoryModelStore implements ModelStore, RecordLister {
     for (const key of [...this.#ns.records.keys()].sort()) {
       const entry = this.#ns.live(key, now);
       if (entry === undefined || entry.model !== model) continue;
+      if (query.after !== undefined && entry.id <= query.after) continue;
       const payload = view(entry);
       if (matchesRecordQuery(model, payload, query)) found.push({ id: entry.id, payload });
+      if (found.length >= (query.limit ?? DEFAULT_LIST_LIMIT)) break;
     }
-    return found.slice(0, query.limit ?? DEFAULT_LIST_LIMIT);
+    return found;
   }
 
   #findByIndex(
