@@ -75,9 +75,17 @@ export class InvalidTenantSettingsError extends Error {
  * after `refreshAfterMs` (or at once after invalidate(), which cross-node pub/sub calls) and
  * rebuilt when the tenant's settings revision or its published keys changed.
  */
+/**
+ * Unknown (or disabled) tenant ids are remembered this long, at most this many: a client
+ * polling a wrong issuer, or a flood of one made-up id, costs one store read per interval.
+ */
+const MISS_TTL_MS = 2_000;
+const MAX_MISSES = 10_000;
+
 export class TenantRegistry {
   readonly #deps: TenantRegistryDeps;
   readonly #cache = new Map<string, CacheEntry>();
+  readonly #misses = new Map<string, number>();
   readonly #building = new Map<string, Promise<TenantRuntime>>();
   readonly #refreshAfterMs: number;
   readonly #now: () => number;
@@ -95,6 +103,11 @@ export class TenantRegistry {
   /** The tenant's runtime, or TenantNotFoundError. */
   async get(tenantId: string): Promise<TenantRuntime> {
     if (!isValidTenantId(tenantId)) throw new TenantNotFoundError(tenantId);
+    const missedAt = this.#misses.get(tenantId);
+    if (missedAt !== undefined) {
+      if (this.#now() - missedAt < MISS_TTL_MS) throw new TenantNotFoundError(tenantId);
+      this.#misses.delete(tenantId);
+    }
     const cached = this.#cache.get(tenantId);
     if (cached && this.#now() - cached.checkedAt < this.#refreshAfterMs) return cached.runtime;
     // Single flight: concurrent first requests build one provider, not one each.
@@ -108,6 +121,7 @@ export class TenantRegistry {
 
   /** Forget a tenant's provider so the next request re-reads its settings and keys. */
   invalidate(tenantId: string): void {
+    this.#misses.delete(tenantId);
     const cached = this.#cache.get(tenantId);
     if (cached) cached.checkedAt = Number.NEGATIVE_INFINITY;
   }
@@ -117,6 +131,9 @@ export class TenantRegistry {
     // A disabled tenant is as good as unknown: discovery, tokens, introspection all 404.
     if (!record || record.disabled === true) {
       this.#cache.delete(tenantId);
+      // Oldest first out: a Map iterates in insertion order.
+      if (this.#misses.size >= MAX_MISSES) this.#misses.delete(this.#misses.keys().next().value ?? '');
+      this.#misses.set(tenantId, this.#now());
       throw new TenantNotFoundError(tenantId);
     }
     const parsed = tenantSettingsSchema.safeParse(record.settings);

@@ -53,6 +53,32 @@ describe('tenants on FerretDB + Redis', () => {
     }
   });
 
+  it('remembers an unknown tenant id for a moment (one store read for a burst of requests), and serves it soon after it is created', async () => {
+    const store = castellan.running.storage.tenants;
+    const get = store.get.bind(store);
+    let reads = 0;
+    store.get = async (id) => {
+      if (id === 'late') reads += 1;
+      return get(id);
+    };
+    try {
+      for (let i = 0; i < 30; i += 1) {
+        expect((await fetch(`${castellan.baseUrl}/t/late/.well-known/openid-configuration`)).status).toBe(404);
+      }
+      expect(reads).toBeGreaterThan(0);
+      expect(reads).toBeLessThanOrEqual(5);
+      await store.create({ id: 'late', displayName: 'Late' });
+      // Created behind this node's back (another node, the CLI): served within the 2 s the miss is kept.
+      let status = 0;
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline && status !== 200; await new Promise((resolve) => setTimeout(resolve, 200))) {
+        status = (await fetch(`${castellan.baseUrl}/t/late/.well-known/openid-configuration`)).status;
+      }
+      expect(status).toBe(200);
+    } finally {
+      store.get = get;
+    }
+  });
+
   it('rebuilds a tenant provider when its settings change', async () => {
     const before = await postToken(castellan.issuer, { grant_type: 'client_credentials', resource: NEW_RESOURCE }, service());
     expect(before.body.error).toBe('invalid_target');

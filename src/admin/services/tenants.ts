@@ -99,6 +99,8 @@ export function createTenantAdmin(core: TenantAdminCore, guard?: AdminAccessGuar
       const { id, displayName, settings = {} } = parseAdminInput(tenantCreateSchema, input);
       checkTenantSettings(settings);
       if (!(await storage.tenants.create({ id, displayName, settings }))) throw new ConflictError(`tenant "${id}" exists already`);
+      // This node may remember the id as unknown from an earlier request.
+      tenants.invalidate(id);
       await recordAdminEvent(audit, 'admin_tenant_created', id, actor, { settingsKeys: Object.keys(settings).sort() });
       // Elect its signing keys now, as start-up does for configured tenants.
       await tenants.get(id);
