@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
+import { startConnectionCounter, type ConnectionCounter } from '../support/connection-counter.ts';
 import { postToken } from '../support/oauth.ts';
 
 /*
@@ -17,20 +17,15 @@ const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 describe('jwks_uri of a self-registered client pointing inwards (FerretDB + Redis)', () => {
   let castellan: TestCastellan;
-  let listener: Server;
+  let counter: ConnectionCounter | undefined;
   let port = 0;
-  let connections = 0;
   beforeAll(async () => {
     castellan = await startTestCastellan('mongo+redis', 'security_jwks_uri_ssrf');
-    listener = createServer((socket) => {
-      connections += 1;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    port = (listener.address() as { port: number }).port;
+    counter = await startConnectionCounter();
+    port = counter.port;
   });
   afterAll(async () => {
-    await new Promise<void>((resolve) => listener?.close(() => resolve()));
+    await counter?.close();
     await castellan?.stop();
   });
 
@@ -65,6 +60,6 @@ describe('jwks_uri of a self-registered client pointing inwards (FerretDB + Redi
       expect(body.error).toBe('invalid_client');
       expect(JSON.stringify(body)).not.toContain(jwksUri);
     }
-    expect(connections).toBe(0);
+    expect(counter?.connections()).toBe(0);
   });
 });

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
+import { startConnectionCounter, type ConnectionCounter } from '../support/connection-counter.ts';
 import { makeTestPki, startDocumentServer, type DocumentServer } from '../registration/fixtures/cimd-document-server.ts';
 
 /*
@@ -28,9 +28,8 @@ const REDIRECT = 'https://app.example/callback';
 describe('sector_identifier_uri of a self-registered client (FerretDB + Redis)', () => {
   let castellan: TestCastellan;
   let docs: DocumentServer;
-  let listener: Server;
+  let counter: ConnectionCounter | undefined;
   let port = 0;
-  let connections = 0;
   let caDir = '';
 
   const settingsWith = (privateNetworkAllowlist: string[]) => ({
@@ -51,15 +50,11 @@ describe('sector_identifier_uri of a self-registered client (FerretDB + Redis)',
     writeFileSync(join(caDir, 'ca.pem'), pki.caCert);
     const env = { ...(await testEnvironment('mongo+redis', 'security_sector_ssrf')), CASTELLAN_FETCH_CA_FILE: join(caDir, 'ca.pem') };
     castellan = await startTestCastellan('mongo+redis', 'security_sector_ssrf', env);
-    listener = createServer((socket) => {
-      connections += 1;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    port = (listener.address() as { port: number }).port;
+    counter = await startConnectionCounter();
+    port = counter.port;
   });
   afterAll(async () => {
-    await new Promise<void>((resolve) => listener?.close(() => resolve()));
+    await counter?.close();
     await docs?.close();
     await castellan?.stop();
     if (caDir) rmSync(caDir, { recursive: true, force: true });
@@ -120,7 +115,7 @@ describe('sector_identifier_uri of a self-registered client (FerretDB + Redis)',
       expect(updated).not.toHaveProperty('sector_identifier_uri');
       expect(await durable.find('Client', String(answer.body.client_id))).not.toHaveProperty('sector_identifier_uri');
     }
-    expect(connections).toBe(0);
+    expect(counter?.connections()).toBe(0);
     expect(docs.hits('/sector-kept.json')).toBe(0);
   });
 
@@ -173,7 +168,7 @@ describe('sector_identifier_uri of a self-registered client (FerretDB + Redis)',
       const hitsBefore = docs.hits('/sector-ok.json');
       // The document server too: allowed a moment ago, refused now that the tenant allows nothing private.
       for (const uri of [...inward(), docs.url('/sector-ok.json', '127.0.0.1')]) expectRefused(uri, await validate(uri), 'ADDRESS_REFUSED');
-      expect(connections).toBe(0);
+      expect(counter?.connections()).toBe(0);
       expect(docs.hits('/sector-ok.json')).toBe(hitsBefore);
     });
 
@@ -188,7 +183,7 @@ describe('sector_identifier_uri of a self-registered client (FerretDB + Redis)',
       expect(docs.hits('/sector-target.json')).toBe(0);
       // (oidc-provider refuses a non-https sector_identifier_uri itself, before any fetch.)
       expectRefused('http', await validate(`http://127.0.0.1:${port}/sector.json`));
-      expect(connections).toBe(0);
+      expect(counter?.connections()).toBe(0);
     });
 
     it('bounds huge and slow answers: declared and streamed bodies over the cap, a silent server, a trickle, not JSON', async () => {
