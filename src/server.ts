@@ -162,7 +162,8 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
     // The admin API's tokens come from the system tenant (README "Admin API").
     const admin = settings.adminApi ? createAdminApi({ baseUrl: settings.baseUrl, systemTenant: settings.systemTenant, core, log, metrics }) : undefined;
     if (admin && (await ensureSystemTenant(core, { tenantId: settings.systemTenant, baseUrl: settings.baseUrl }, { via: 'schedule', subject: 'start-up' }))) {
-      log.info({ tenant: settings.systemTenant }, 'system tenant created for the admin API; create an admin client with `castellan init`');
+      // In memory the CLI cannot reach this process: an admin client is made below instead.
+      if (settings.storage !== 'memory') log.info({ tenant: settings.systemTenant }, 'system tenant created for the admin API; create an admin client with `castellan init`');
     }
     let adminClient: RunningCastellan['adminClient'];
     if (admin && settings.storage === 'memory') {
