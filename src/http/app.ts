@@ -102,7 +102,8 @@ export function createApp(deps: AppDeps): Koa {
       deps.metrics?.watchProvider(runtime.provider);
       useTenantLookForErrors(ctx, pageLook(runtime.tenantId, runtime.settings));
       const rest = tenantPath[2] ?? '/';
-      await deps.rateLimits.admit(ctx, runtime, rest);
+      const admitting = deps.rateLimits.admit(ctx, runtime, rest);
+      if (admitting) await admitting;
       if (rest.startsWith('/interaction/')) {
         pinForwardedHeaders(ctx.req, origin, deps.trustProxy);
         return handleInteraction(ctx, runtime, rest.slice('/interaction'.length), interactions);

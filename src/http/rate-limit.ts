@@ -32,8 +32,11 @@ import type { EndpointLimitCounters } from './rate-limit-store.ts';
  * slow_down stays the device-polling answer of RFC 8628 §3.5).
  */
 export interface EndpointRateLimits {
-  /** Counts the request against its address; throws TooManyRequestsError over the limit. */
-  admit(ctx: Context, runtime: TenantRuntime, rest: string): Promise<void>;
+  /**
+   * Counts the request against its address; rejects with TooManyRequestsError over the
+   * limit. Undefined (nothing to await) when the request is not counted at all.
+   */
+  admit(ctx: Context, runtime: TenantRuntime, rest: string): Promise<void> | undefined;
   /** Hands the request to the provider under its client's limit, and charges the client on success. */
   answer(ctx: Context, runtime: TenantRuntime, rest: string, handOver: () => Promise<void>): Promise<void>;
 }
@@ -148,7 +151,7 @@ export interface EndpointRateLimitDeps {
 
 export function createEndpointRateLimits(deps: EndpointRateLimitDeps): EndpointRateLimits {
   if (!deps.enabled) {
-    return { admit: async () => {}, answer: (_ctx, _runtime, _rest, handOver) => handOver() };
+    return { admit: () => undefined, answer: (_ctx, _runtime, _rest, handOver) => handOver() };
   }
   const { counters, log } = deps;
   let lastWarned = 0;
@@ -171,17 +174,23 @@ export function createEndpointRateLimits(deps: EndpointRateLimitDeps): EndpointR
   const addressKey = (tenant: string, endpoint: RateLimitedEndpoint, ip: string) => `${tenant}:${endpoint}:ip:${registrationSource(ip)}`;
   const clientKey = (tenant: string, endpoint: RateLimitedEndpoint, clientId: string) => `${tenant}:${endpoint}:client:${clientId}`;
 
+  const chargeAddress = async (ctx: Context, tenant: string, endpoint: RateLimitedEndpoint, perIp: RateLimit): Promise<void> => {
+    const key = addressKey(tenant, endpoint, ctx.ip);
+    const verdict = await counters.consume(key, perIp).catch(failOpen);
+    (ctx.state as Record<symbol, unknown>)[CHARGED_ADDRESS] = key;
+    refused(verdict, `too many ${DESCRIPTIONS[endpoint]} from this address; at most ${perIp.points} per ${perIp.durationSeconds} seconds`);
+  };
+
   return {
-    async admit(ctx, runtime, rest) {
+    // Not async itself: most requests (GETs, endpoints without limits) are not counted, and
+    // then cost no promise and no await.
+    admit(ctx, runtime, rest) {
       const settings = runtime.settings.rateLimits;
       const endpoint = settings.enabled ? rateLimitedEndpointOf(ctx.method, rest) : undefined;
-      if (!endpoint) return;
+      if (!endpoint) return undefined;
       const { perIp } = limitsOf(settings, endpoint);
-      if (perIp.points === 0) return;
-      const key = addressKey(runtime.tenantId, endpoint, ctx.ip);
-      const verdict = await counters.consume(key, perIp).catch(failOpen);
-      (ctx.state as Record<symbol, unknown>)[CHARGED_ADDRESS] = key;
-      refused(verdict, `too many ${DESCRIPTIONS[endpoint]} from this address; at most ${perIp.points} per ${perIp.durationSeconds} seconds`);
+      if (perIp.points === 0) return undefined;
+      return chargeAddress(ctx, runtime.tenantId, endpoint, perIp);
     },
 
     async answer(ctx, runtime, rest, handOver) {

@@ -15,18 +15,22 @@ const TENANT_PATH = /^\/t\/([^/]{1,64})(?:\/|$)/;
  * (by route class, never the path).
  */
 export function requestLog(log: Logger, metrics?: CastellanMetrics): Middleware {
-  return async (ctx, next) => {
+  // Not async: everything after the request is in the 'close' listener, so there is nothing
+  // to await here (one promise and one hop less per request).
+  return (ctx, next) => {
     const started = performance.now();
-    const given = ctx.get('x-request-id');
-    const reqId = REQUEST_ID.test(given) ? given : randomUUID();
-    ctx.set('X-Request-Id', reqId);
+    const given = ctx.req.headers['x-request-id'];
+    const reqId = typeof given === 'string' && given !== '' && REQUEST_ID.test(given) ? given : randomUUID();
+    // Straight on the node response (Koa's ctx.set ends there too, after checks that cannot apply here).
+    ctx.res.setHeader('X-Request-Id', reqId);
     // Kept now: handing over to oidc-provider rewrites the request's URL.
     const fullPath = ctx.path;
     const method = ctx.method;
     const res = ctx.res;
     // Node emits 'close' on every response, after 'finish' when it was sent in full and alone
-    // when the connection went first (http.ServerResponse): one listener sees both.
-    res.once('close', () => {
+    // when the connection went first (http.ServerResponse): one listener sees both. It is
+    // emitted once per response, so `on` (no once-wrapper allocated per request) is enough.
+    res.on('close', () => {
       const elapsed = performance.now() - started;
       metrics?.observeRequest(method, fullPath, res.statusCode, elapsed / 1000);
       // The line is built only when it is written (the bench and quiet deployments log less).
@@ -37,6 +41,6 @@ export function requestLog(log: Logger, metrics?: CastellanMetrics): Middleware 
       if (res.writableFinished) log.info(fields, 'request');
       else log.info({ ...fields, aborted: true }, 'request');
     });
-    await next();
+    return next();
   };
 }

@@ -32,7 +32,7 @@ export function pinForwardedHeaders(req: IncomingMessage, origin: PublicOrigin, 
  * URL, so a forged Host header can never make metadata point elsewhere (the provider runs
  * with proxy=true and sees only the forwarding headers we set).
  */
-export async function handOverToProvider(
+export function handOverToProvider(
   ctx: Context,
   runtime: TenantRuntime,
   innerPath: string,
@@ -46,5 +46,6 @@ export async function handOverToProvider(
   req.url = `${innerPath}${search}`;
   pinForwardedHeaders(req, origin, trustProxy);
   ctx.respond = false;
-  await runtime.handle(req, ctx.res);
+  // Returned, not awaited: one promise and one hop less per request.
+  return runtime.handle(req, ctx.res);
 }

@@ -102,7 +102,9 @@ export class TenantRegistry {
 
   /** The tenant's runtime, or TenantNotFoundError. */
   async get(tenantId: string): Promise<TenantRuntime> {
-    if (!isValidTenantId(tenantId)) throw new TenantNotFoundError(tenantId);
+    // The id check (a zod parse) comes after the two lookups, so a cached tenant (nearly every
+    // request) skips it: only checked ids ever enter #misses and #cache (#load runs after
+    // the check), so an unchecked id finds nothing in either and is checked below.
     const missedAt = this.#misses.get(tenantId);
     if (missedAt !== undefined) {
       if (this.#now() - missedAt < MISS_TTL_MS) throw new TenantNotFoundError(tenantId);
@@ -110,6 +112,7 @@ export class TenantRegistry {
     }
     const cached = this.#cache.get(tenantId);
     if (cached && this.#now() - cached.checkedAt < this.#refreshAfterMs) return cached.runtime;
+    if (!isValidTenantId(tenantId)) throw new TenantNotFoundError(tenantId);
     // Single flight: concurrent first requests build one provider, not one each.
     let pending = this.#building.get(tenantId);
     if (!pending) {
