@@ -109,8 +109,9 @@ describe('Castellan SIGKILLed under load and restarted', () => {
       expect(rotation.code, rotation.stderr).toBe(0);
       rotatedKid = rotation.stdout.trim().split('\t')[1];
       expect(rotatedKid).toEqual(expect.any(String));
-      // Some rotations in every chain, then the crash.
-      while (chains.some((c) => c.rotations < 2)) await sleep(100);
+      // Some rotations in every chain, then the crash at a moment when at least one chain is
+      // between rotations (on a loaded machine a fixed moment can find them all in flight).
+      while (chains.some((c) => c.rotations < 2) || chains.every((c) => c.inFlight)) await sleep(20);
       inFlightAtKill = chains.map((c) => c.inFlight);
       killed = true;
       await first.kill();

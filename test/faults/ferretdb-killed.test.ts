@@ -23,7 +23,12 @@ describe('FerretDB killed under load', () => {
   it('answers success or 503, loses nothing it answered before the kill, and recovers without a restart', async () => {
     mongo = await startKillableFerretDb();
     const env = await testEnvironment('mongo+redis', 'fault_mongo');
-    const started = await startTestCastellan('mongo+redis', 'fault_mongo', { ...env, MONGODB_URL: mongo.url, CASTELLAN_RATE_LIMITS: 'false' });
+    const started = await startTestCastellan('mongo+redis', 'fault_mongo', {
+      ...env, MONGODB_URL: mongo.url, CASTELLAN_RATE_LIMITS: 'false',
+      // Shorter than the outage, so requests that need MongoDB while it is down end in 503
+      // rather than wait (the 10 s default) for it to come back.
+      CASTELLAN_STORE_TIMEOUT_MS: '2000',
+    });
     castellan = started;
     const result = await runKillScenario(
       { ...started, createOpenTenant: async () => { await started.running.storage.tenants.create(OPEN_TENANT); } },
