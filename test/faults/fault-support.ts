@@ -8,7 +8,7 @@ import { spawnManaged, waitUntilReady, type ManagedProcess } from '../support/ch
 import { ensureFerretDbBinary } from '../support/ferretdb.ts';
 import { ensureRedisServer } from '../support/redis.ts';
 import { freePort, makeServerDir } from '../support/running-server.ts';
-import { basicAuth, followAuthorization, newBrowser, pkcePair, postToken } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, followAuthorization, newBrowser, pkcePair, postToken } from '../support/oauth.ts';
 
 /**
  * Store servers the fault tests may SIGKILL and start again on the same port (FerretDB with
@@ -405,6 +405,11 @@ export function introspectionLoop(w: Workload): () => Promise<void> {
 }
 
 /** A whole code flow (login, consent, code, redemption) with offline_access and an opaque resource. */
+/** Redeems a code of the code-flow loop (demo-agent, the opaque resource). */
+function redeemCode(w: Workload, flow: { code: string; verifier: string }): ReturnType<typeof postToken> {
+  return postToken(w.issuer, { ...codeRedemption(flow, 'demo-agent', REDIRECT), resource: OPAQUE_RESOURCE });
+}
+
 export function codeFlowLoop(w: Workload): () => Promise<void> {
   return async () => {
     const { verifier, challenge } = pkcePair();
@@ -415,9 +420,7 @@ export function codeFlowLoop(w: Workload): () => Promise<void> {
     const params = await followAuthorization(newBrowser(), `${w.issuer}/auth?${query}`, REDIRECT, 'demo', w.userPassword);
     const code = params.get('code');
     if (!code) throw new Error(`authorization answered ${params.toString()}`);
-    const { status, body } = await postToken(w.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: OPAQUE_RESOURCE,
-    });
+    const { status, body } = await redeemCode(w, { code, verifier });
     if (status !== 200) w.issued.unredeemedCodes.push({ code, verifier });
     expectStatus('code redemption', status, body, 200);
     w.issued.redeemedCodes.push({ code, verifier });
@@ -480,22 +483,19 @@ export async function auditIssued(w: Workload): Promise<{ lost: string[]; reused
       return response.status === 200 ? undefined : `client ${c.clientId}: read answered ${response.status}`;
     })),
   ];
-  const redeem = ({ code, verifier }: { code: string; verifier: string }) => postToken(w.issuer, {
-    grant_type: 'authorization_code', client_id: 'demo-agent', code, redirect_uri: REDIRECT, code_verifier: verifier, resource: OPAQUE_RESOURCE,
-  });
   // A code whose redemption failed in the fault redeems at most once afterwards, and what it gives is real.
   const unredeemed = await checkAll(w.issued.unredeemedCodes, 3, async (entry) => {
-    const first = await redeem(entry);
+    const first = await redeemCode(w, entry);
     // Checked before the second try: a reuse revokes what the first use gave (RFC 6749 §4.1.2).
     const given = first.status === 200 ? await introspectActive(String(first.body.access_token), 'access token of a late redemption') : undefined;
-    const second = await redeem(entry);
+    const second = await redeemCode(w, entry);
     if (second.status === 200) return first.status === 200 ? 'a code redeemed twice' : 'a code refused, then redeemed';
     if (first.status === 200) return given;
     return first.body.error === 'invalid_grant' ? undefined : `late redemption answered ${first.status} ${JSON.stringify(first.body)}`;
   });
   lost.push(...unredeemed);
   const reusedCodes = await checkAll(w.issued.redeemedCodes, 6, async (entry) => {
-    const { status, body } = await redeem(entry);
+    const { status, body } = await redeemCode(w, entry);
     if (status === 200) return 'a redeemed code was redeemed again';
     // invalid_grant; or 503 when revoking what the first use issued (the reuse rule) outlasts
     // a short store timeout: either way the code gave nothing.

@@ -6,7 +6,7 @@ import { auditEventId, createMongoAuditEventStore, AUDIT_COLLECTION, type AuditL
 import type { AuditEvent } from '../../src/observability/audit.ts';
 import { runCli } from '../support/cli.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { locationOf, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
+import { codeRedemption, locationOf, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
 import { testServers, uniqueDbName } from '../support/servers.ts';
 
 /*
@@ -247,9 +247,7 @@ describe('audit events of a running Castellan on FerretDB', () => {
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid offline_access',
       login: 'demo', password: castellan.userPassword, extra: { prompt: 'consent' },
     });
-    const tokens = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const tokens = await postToken(castellan.issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     // A last awaited event: appends of one tenant run in order, so every earlier one is stored now.
     await failSignIn();

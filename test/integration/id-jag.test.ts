@@ -2,7 +2,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generat
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, postToken, runCodeFlow } from '../support/oauth.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -145,9 +145,7 @@ describe('ID-JAG: issued by one tenant, redeemed at another (FerretDB + Redis)',
     const agentFlow = await runCodeFlow({
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid', login: 'demo', password: castellan.userPassword,
     });
-    const agentTokens = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: agentFlow.code, redirect_uri: REDIRECT, code_verifier: agentFlow.verifier,
-    });
+    const agentTokens = await postToken(castellan.issuer, codeRedemption(agentFlow, 'demo-agent', REDIRECT));
     agentIdToken = String(agentTokens.body.id_token);
   });
   afterAll(async () => castellan?.stop());

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMongoAuditEventStore, type AuditEventStore } from '../../src/observability/audit-events.mongo.ts';
 import type { AuditEvent } from '../../src/observability/audit.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, locationOf, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, locationOf, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
 import { testServers } from '../support/servers.ts';
 
 const REDIRECT = 'http://127.0.0.1:53682/callback';
@@ -107,9 +107,7 @@ describe('audit events of consent, tokens, revocation and registration (FerretDB
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid offline_access',
       login: 'demo', password: castellan.userPassword, extra: { prompt: 'consent' },
     });
-    const tokens = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const tokens = await postToken(castellan.issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     const [consent] = eventsSince(start, 'consent_given');
     expect(consent).toMatchObject({ tenant: 'demo', outcome: 'success', client: 'demo-agent', grantId: expect.any(String) });
@@ -188,9 +186,7 @@ describe('audit events of consent, tokens, revocation and registration (FerretDB
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'notes:read', resource: GATEWAY_MCP,
       login: 'demo', password: castellan.userPassword,
     });
-    const user = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const user = await postToken(castellan.issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(user.status, JSON.stringify(user.body)).toBe(200);
     const start = castellan.audit.length;
     const exchanged = await postToken(castellan.issuer, {

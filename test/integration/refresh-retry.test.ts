@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { postToken, runCodeFlow } from '../support/oauth.ts';
+import { codeRedemption, postToken, runCodeFlow } from '../support/oauth.ts';
 
 const REDIRECT = 'http://127.0.0.1:53600/callback';
 
@@ -19,9 +19,7 @@ describe('refresh-token rotation with a retry grace (FerretDB + Redis)', () => {
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid offline_access',
       login: 'demo', password: castellan.userPassword, extra: { prompt: 'consent' },
     });
-    const { status, body } = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const { status, body } = await postToken(castellan.issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(status, JSON.stringify(body)).toBe(200);
     return body;
   }

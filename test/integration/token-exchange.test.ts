@@ -2,7 +2,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TENANT_SETTINGS } from '../../src/demo/demo-tenant.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, introspect as introspectAt, postToken, runCodeFlow } from '../support/oauth.ts';
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -73,9 +73,7 @@ describe('RFC 8693 token exchange on FerretDB + Redis', () => {
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid a:read', resource: A,
       login: 'demo', password: castellan.userPassword,
     });
-    const tokens = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const tokens = await postToken(castellan.issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     agentTokens = tokens.body;
   });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashClientSecret } from '../../src/registration/client-secrets.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { freePort } from '../support/running-server.ts';
-import { basicAuth, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, introspect as introspectAt, postToken, runCodeFlow } from '../support/oauth.ts';
 
 /*
  * Two Castellan nodes on the same FerretDB and Redis (as behind a load balancer: one public
@@ -67,7 +67,7 @@ describe('two nodes on the same stores', () => {
       issuer: issuerA, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid offline_access',
       login: 'demo', password: a.userPassword, extra: { prompt: 'consent' },
     });
-    const redeem = { grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier };
+    const redeem = codeRedemption(flow, 'demo-agent', REDIRECT);
     const onB = await postToken(issuerB, redeem);
     expect(onB.status, JSON.stringify(onB.body)).toBe(200);
     const rotated = await postToken(issuerB, { grant_type: 'refresh_token', client_id: 'demo-agent', refresh_token: String(onB.body.refresh_token) });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow, introspect as introspectAt } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, introspect as introspectAt, postToken, runCodeFlow } from '../support/oauth.ts';
 import { createOtherTenant } from '../resource-server/support.ts';
 
 /*
@@ -41,7 +41,7 @@ describe('authorization code replay and injection (FerretDB + Redis)', () => {
 
   it('lets one of 50 racing redemptions win, and the replays revoke the winner\'s access and refresh tokens', async () => {
     const flow = await codeFlow();
-    const form = { grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier };
+    const form = codeRedemption(flow, 'demo-agent', REDIRECT);
     const attempts = await Promise.all(Array.from({ length: 50 }, () => postToken(castellan.issuer, form)));
     const winners = attempts.filter((a) => a.status === 200);
     expect(winners).toHaveLength(1);
@@ -58,7 +58,7 @@ describe('authorization code replay and injection (FerretDB + Redis)', () => {
 
   it('refuses a code of tenant demo at tenant other, for a client of the same id and redirect_uri, without spending it', async () => {
     const flow = await codeFlow();
-    const form = { grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier };
+    const form = codeRedemption(flow, 'demo-agent', REDIRECT);
     const injected = await postToken(other.issuer, form);
     expect(injected.status, JSON.stringify(injected.body)).toBe(400);
     expect(injected.body.error).toBe('invalid_grant');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, postToken, runCodeFlow } from '../support/oauth.ts';
 
 /*
  * A refresh token stolen by another client (RFC 6749 §6 "the refresh token was issued to the
@@ -21,9 +21,7 @@ describe('a refresh token presented by another client (FerretDB + Redis)', () =>
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid offline_access',
       login: 'demo', password: castellan.userPassword, extra: { prompt: 'consent' },
     });
-    const issued = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const issued = await postToken(castellan.issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(issued.status, JSON.stringify(issued.body)).toBe(200);
     const refreshToken = String(issued.body.refresh_token);
 

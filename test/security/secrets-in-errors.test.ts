@@ -1,7 +1,7 @@
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
 
 /*
  * Secrets never in error responses (RFC 9700 §4.3 leakage; issue #11 item 9; RFC 6749 §5.2
@@ -86,7 +86,7 @@ describe('secrets in error responses (FerretDB + Redis)', () => {
     secret(flow.code);
     secret(flow.verifier);
     const redeem = (form: Record<string, string>, authorization?: string) => postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier, ...form,
+      ...codeRedemption(flow, 'demo-agent', REDIRECT), ...form,
     }, authorization);
     const tokens = await redeem({});
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);

@@ -5,7 +5,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createMemoryAuditSink } from '../../src/observability/audit.ts';
 import { startCastellan, type RunningCastellan } from '../../src/server.ts';
 import { testEnvironment } from '../support/castellan.ts';
-import { basicAuth, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, newBrowser, postToken, runCodeFlow } from '../support/oauth.ts';
 
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 const RESOURCE = 'http://localhost:3001/mcp';
@@ -62,18 +62,14 @@ describe('secrets in logs (FerretDB + Redis, log level trace)', () => {
       resource: RESOURCE, login: 'demo', password, extra: { prompt: 'consent' },
     });
     seen.add(flow.code).add(flow.verifier);
-    const tokens = await postToken(issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const tokens = await postToken(issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(tokens.status).toBe(200);
     const { access_token: accessToken, refresh_token: refreshToken, id_token: idToken } = tokens.body as Record<string, string>;
     for (const secret of [accessToken, refreshToken, idToken]) seen.add(String(secret));
 
     // Failures that carry secrets in the request: a replayed code, a wrong client secret,
     // a rotated refresh token presented again, introspection and revocation.
-    const replay = await postToken(issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const replay = await postToken(issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(replay.status).toBe(400);
     const wrongSecret = 'not-the-client-secret-but-secret';
     seen.add(wrongSecret);

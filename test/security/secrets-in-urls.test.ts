@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
-import { basicAuth, postToken, runCodeFlow } from '../support/oauth.ts';
+import { basicAuth, codeRedemption, postToken, runCodeFlow } from '../support/oauth.ts';
 
 /*
  * Credential leakage through URLs (RFC 9700 §4.2 Referer headers, §4.3 browser history): in a
@@ -34,9 +34,7 @@ describe('secrets in URLs (FerretDB + Redis)', () => {
       issuer: castellan.issuer, clientId: 'demo-agent', redirectUri: REDIRECT, scope: 'openid offline_access',
       login: 'demo', password: castellan.userPassword, extra: { prompt: 'consent' },
     });
-    const tokens = await postToken(castellan.issuer, {
-      grant_type: 'authorization_code', client_id: 'demo-agent', code: flow.code, redirect_uri: REDIRECT, code_verifier: flow.verifier,
-    });
+    const tokens = await postToken(castellan.issuer, codeRedemption(flow, 'demo-agent', REDIRECT));
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     for (const name of ['access_token', 'refresh_token', 'id_token']) expect(tokens.body[name], name).toEqual(expect.any(String));
     const refreshed = await postToken(castellan.issuer, { grant_type: 'refresh_token', client_id: 'demo-agent', refresh_token: String(tokens.body.refresh_token) });

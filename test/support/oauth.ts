@@ -174,6 +174,11 @@ export interface CodeFlowResult {
   params: URLSearchParams;
 }
 
+/** The token request of a public client redeeming a code flow's code with its PKCE verifier (RFC 6749 §4.1.3, RFC 7636 §4.5). */
+export function codeRedemption(flow: Pick<CodeFlowResult, 'code' | 'verifier'>, clientId: string, redirectUri: string): Record<string, string> {
+  return { grant_type: 'authorization_code', client_id: clientId, code: flow.code, redirect_uri: redirectUri, code_verifier: flow.verifier };
+}
+
 /**
  * Walks the code flow as a browser would: /auth → login page → consent page → redirect
  * to the client with a code. Fails loudly at any unexpected step.
