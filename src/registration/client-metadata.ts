@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidClientMetadataError, InvalidRedirectUriError } from '../errors/errors.ts';
+import { PRIVATE_JWK_MEMBERS } from '../keys/public-jwk.ts';
 
 /**
  * Castellan's rules for client metadata that a client states about itself: RFC 7591
@@ -13,8 +14,6 @@ const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+$/;
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const b64 = (min: number, max: number) => z.string().min(min).max(max).regex(BASE64URL, 'must be base64url');
-/** Members that only a private or symmetric key has: a client publishes public keys only. */
-const SECRET_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 
 /**
  * A public signing key of a client (RFC 7517 §4, RFC 7518 §6, RFC 8037): RSA of 2048 to
@@ -26,7 +25,8 @@ const publicJwkSchema = z.discriminatedUnion('kty', [
   z.looseObject({ kty: z.literal('EC'), crv: z.enum(['P-256', 'P-384', 'P-521']), x: b64(43, 88), y: b64(43, 88) }),
   z.looseObject({ kty: z.literal('OKP'), crv: z.enum(['Ed25519', 'Ed448']), x: b64(43, 76) }),
 ]).superRefine((key, ctx) => {
-  const secret = SECRET_MEMBERS.filter((member) => member in key);
+  // A client publishes public keys only.
+  const secret = PRIVATE_JWK_MEMBERS.filter((member) => member in key);
   if (secret.length) ctx.addIssue({ code: 'custom', message: `jwks must hold public keys only (found ${secret.join(', ')})` });
   if ('use' in key && key.use !== 'sig') ctx.addIssue({ code: 'custom', message: 'jwks keys must be signing keys (use "sig")' });
 });

@@ -2,7 +2,8 @@ import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet,
 import type { Context } from 'koa';
 import { InsufficientScopeError, InvalidTokenError, TenantNotFoundError } from '../../errors/errors.ts';
 import type { Keyring } from '../../keys/keyring.ts';
-import { signedTokenRetentionSeconds, type TenantSettings } from '../../tenants/tenant-settings.ts';
+import { publicJwk } from '../../keys/public-jwk.ts';
+import { SIGNING_ALGORITHMS, signedTokenRetentionSeconds, type TenantSettings } from '../../tenants/tenant-settings.ts';
 import type { TenantRegistry } from '../../tenants/tenant-registry.ts';
 import type { AdminActor } from '../services/admin-actor.ts';
 import { adminResourceUri, type AdminScope } from '../services/system-tenant.ts';
@@ -23,18 +24,6 @@ export interface AdminAuthDeps {
   keysMaxAgeMs?: number;
   now?: () => number;
 }
-
-/** Members of a private JWK: only the public half may be a verification key. */
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-
-function publicJwk(key: JWK): JWK {
-  const copy: Record<string, unknown> = { ...key };
-  for (const member of PRIVATE_MEMBERS) delete copy[member];
-  return copy as JWK;
-}
-
-/** Algorithms a tenant signs with (tenant-settings SIGNING_ALGORITHMS). */
-const ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
 
 /**
  * Castellan protecting itself: an admin request carries an RFC 9068 JWT access token of the
@@ -63,7 +52,7 @@ export function createAdminAuthenticator(deps: AdminAuthDeps): (ctx: Context) =>
       throw err;
     });
     const jwks = !fresh && keys && now() - keys.loadedAt < maxAge ? keys.jwks : await loadKeys(runtime.settings);
-    return jwtVerify(token, jwks, { issuer, audience, algorithms: ALGORITHMS, typ: 'at+jwt', requiredClaims: ['exp', 'client_id'] });
+    return jwtVerify(token, jwks, { issuer, audience, algorithms: [...SIGNING_ALGORITHMS], typ: 'at+jwt', requiredClaims: ['exp', 'client_id'] });
   }
 
   return async (ctx) => {
