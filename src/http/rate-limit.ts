@@ -5,9 +5,8 @@ import { TooManyRequestsError } from '../errors/errors.ts';
 import { registrationSource } from '../registration/abuse/registration-limits.ts';
 import type { RateLimit, RateVerdict } from '../storage/rate-limits.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
-import { handBodyToProvider } from './provider-body.ts';
+import { readFormForProvider } from './provider-body.ts';
 import type { RateLimitedEndpoint, RateLimitSettings } from './rate-limit-settings.ts';
-import { readFormBody } from './request-body.ts';
 import type { EndpointLimitCounters } from './rate-limit-store.ts';
 
 /**
@@ -125,15 +124,7 @@ async function formOf(ctx: Context): Promise<URLSearchParams | undefined> {
     }
     return form;
   }
-  if (!ctx.req.readable || !ctx.is('application/x-www-form-urlencoded')) return undefined;
-  const form = await readFormBody(ctx);
-  const body: Record<string, string | string[]> = {};
-  for (const key of new Set(form.keys())) {
-    const values = form.getAll(key);
-    body[key] = values.length === 1 ? values[0] ?? '' : values;
-  }
-  handBodyToProvider(ctx, body);
-  return form;
+  return ctx.req.readable ? readFormForProvider(ctx) : undefined;
 }
 
 const CHARGED_ADDRESS = Symbol('castellan.rateLimit.address');
