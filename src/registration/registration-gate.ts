@@ -5,6 +5,7 @@ import { handBodyToProvider } from '../http/provider-body.ts';
 import { readJsonObjectBody } from '../http/request-body.ts';
 import type { PolicyHooks } from '../policy/hooks.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
+import { isStoreUnavailable } from '../storage/unavailable.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
 import { OIDC_SCOPES, type TenantSettings } from '../tenants/tenant-settings.ts';
 import type { RegistrationAbuseStore } from './abuse/abuse-store.ts';
@@ -135,19 +136,23 @@ async function registerClient(
     fingerprint = outcome.fingerprint;
   }
 
-  let created = false;
+  const release = async (): Promise<void> => {
+    await deps.abuse.forgetClient(tenantId, clientId);
+    if (fingerprint !== undefined) await deps.abuse.releaseFingerprint(tenantId, fingerprint, clientId);
+  };
   try {
     await admitSelfRegisteredClient(deps.abuse, tenantId, clientId, limits, fingerprint);
     assignClientId(ctx.req, clientId);
     handBodyToProvider(ctx, metadata);
     await handOver();
-    created = ctx.res.statusCode === 201;
-  } finally {
-    if (!created) {
-      await deps.abuse.forgetClient(tenantId, clientId);
-      if (fingerprint !== undefined) await deps.abuse.releaseFingerprint(tenantId, fingerprint, clientId);
-    }
+  } catch (err) {
+    // A store that cannot be reached would make the release wait out the same outage (a
+    // second store timeout before the 503). Left behind: an admission without a client,
+    // which the unused-client sweep forgets, and a fingerprint claim that goes stale.
+    if (!isStoreUnavailable(err)) await release();
+    throw err;
   }
+  if (ctx.res.statusCode !== 201) await release();
 }
 
 /**

@@ -19,6 +19,12 @@ const STORE_TIMEOUT_MS = 1_000;
 /** No request may take longer than this (far above the store timeout; a hang is what it catches). */
 const REQUEST_BOUND_MS = 15_000;
 const RECOVERY_BOUND_MS = 20_000;
+/**
+ * How long a stall lasts. Every loop must end an iteration in its last part, after the store
+ * timeout and a second of slack: 3 s, room for an iteration of a few store timeouts on a
+ * loaded machine (a registration once took two: the release after a timed-out admission).
+ */
+const STALL_MS = 5_000;
 
 let castellan: TestCastellan | undefined;
 let redisProxy: FaultProxy | undefined;
@@ -93,7 +99,7 @@ describe('stores that are slow or stop answering, under load', () => {
   }, 60_000);
 
   it('a Redis that stops answering: 503 within the store timeout, never a hang; service resumes when it answers again', async () => {
-    const result = await underLoad(redisProxy as FaultProxy, { kind: 'stall' }, 4_000);
+    const result = await underLoad(redisProxy as FaultProxy, { kind: 'stall' }, STALL_MS);
     expect(result.violations).toEqual([]);
     expect(result.during503, result.load).toBeGreaterThan(0);
     expect(result.silent, result.load).toEqual([]);
@@ -108,7 +114,7 @@ describe('stores that are slow or stop answering, under load', () => {
   }, 60_000);
 
   it('a MongoDB-wire server that stops answering: 503 within the store timeout, never a hang; service resumes', async () => {
-    const result = await underLoad(mongoProxy as FaultProxy, { kind: 'stall' }, 4_000);
+    const result = await underLoad(mongoProxy as FaultProxy, { kind: 'stall' }, STALL_MS);
     expect(result.violations).toEqual([]);
     expect(result.during503, result.load).toBeGreaterThan(0);
     expect(result.silent, result.load).toEqual([]);
