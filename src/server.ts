@@ -13,6 +13,7 @@ import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
 import { composeAuditSinks, createLogAuditSink, type AuditSink } from './observability/audit.ts';
 import { createAuditChain, createAuditChainSink } from './observability/audit-chain.ts';
+import { createJournaledAuditSink, startAuditJournalMover } from './observability/audit-journal.ts';
 import type { AuditEventStore } from './observability/audit-events.mongo.ts';
 import { createMetrics, type CastellanMetrics } from './observability/metrics.ts';
 import type { PolicyHooks } from './policy/hooks.ts';
@@ -39,6 +40,8 @@ export interface RunningCastellan {
    */
   adminClient: { clientId: string; clientSecret: string } | undefined;
   metrics: CastellanMetrics;
+  /** Moves what this node can from the audit journal into the chain (CastellanCore.flushAudit). */
+  flushAudit(): Promise<void>;
   /**
    * Stops the server. /readyz answers 503 at once and the listener stops accepting; with
    * `drainMs`, requests in flight may finish within that bound before connections are cut;
@@ -95,6 +98,8 @@ export interface CastellanCore {
   audit: AuditSink;
   /** The tenants' hash-chained audit events (MongoDB only), for `audit verify`. */
   auditEvents: AuditEventStore | undefined;
+  /** Moves what this node can from the audit journal into the chain and waits for the appends in flight. */
+  flushAudit(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -107,11 +112,21 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   }
   const policy = await loadPolicyHooks(settings.policyModule);
   const opened = await openStorage(settings, log);
-  // With MongoDB every event is also appended to its tenant's hash chain (audit-chain.ts).
+  // With MongoDB every event is also appended to its tenant's hash chain (audit-chain.ts);
+  // with Redis too, the token endpoints' events reach it through the journal (audit-journal.ts).
   const auditChain = opened.auditEvents && createAuditChain(opened.auditEvents);
+  const chainSink = auditChain && createAuditChainSink(auditChain, log, { maxWaitMs: settings.storeTimeoutMs });
+  const journal = auditChain && opened.auditJournal;
+  const mover = journal && auditChain && startAuditJournalMover(journal, auditChain, log);
+  const durableSink = chainSink && (journal ? createJournaledAuditSink(journal, chainSink, log) : chainSink);
   const otherSink = options.audit ?? createLogAuditSink(log);
-  const audit = auditChain ? composeAuditSinks(createAuditChainSink(auditChain, log, { maxWaitMs: settings.storeTimeoutMs }), otherSink) : otherSink;
+  const audit = durableSink ? composeAuditSinks(durableSink, otherSink) : otherSink;
+  const flushAudit = async (): Promise<void> => {
+    if (mover) while ((await mover.moveOnce()) > 0);
+    await auditChain?.drain();
+  };
   const closeAudit = async (): Promise<void> => {
+    await mover?.stop();
     await auditChain?.drain();
   };
   // Every model store operation timed (castellan_store_operation_duration_seconds).
@@ -144,7 +159,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
     const totp = createTotpService({
       accounts: storage.users, wrapper: createLocalKeyWrapper(kek), stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
     });
-    return { storage, keyring, tenants, policy, totp, audit, auditEvents: opened.auditEvents, close: () => storage.close() };
+    return { storage, keyring, tenants, policy, totp, audit, auditEvents: opened.auditEvents, flushAudit, close: () => storage.close() };
   } catch (err) {
     await storage.close();
     throw err;
@@ -231,6 +246,7 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
       demo,
       adminClient,
       metrics,
+      flushAudit: core.flushAudit,
       async close({ drainMs = 0 } = {}) {
         draining = true;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));

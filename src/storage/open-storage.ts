@@ -34,6 +34,8 @@ import { createRedisOneTimeMarks } from './redis/one-time-marks.ts';
 import { ClientCache } from './client-cache.ts';
 import { createRedisClientChangeBus, type RedisClientChangeBus } from './redis/client-change-bus.ts';
 import { createRedisReadCopies, type RedisReadCopies } from './redis/read-copies.ts';
+import { createRedisAuditJournal } from './redis/audit-journal.redis.ts';
+import type { AuditJournal } from '../observability/audit-journal.ts';
 
 /** Everything Castellan keeps, behind interfaces; which servers hold it is decided here only. */
 export interface Storage {
@@ -48,6 +50,8 @@ export interface Storage {
   upstreamLinks: UpstreamLinkStore;
   /** The tenants' hash-chained audit events (MongoDB only; src/observability/audit-chain.ts). */
   auditEvents: AuditEventStore | undefined;
+  /** Where the token endpoints' audit events wait for the chain (Redis only; src/observability/audit-journal.ts). */
+  auditJournal: AuditJournal | undefined;
   signingKeys: SigningKeyStore;
   /** Fetched Client ID Metadata Documents, shared by every node (Redis) where there is Redis. */
   documentCache: DocumentCache;
@@ -87,6 +91,7 @@ function openMemory(): Storage {
     users: createAccountService({ users: createMemoryUserStore() }),
     upstreamLinks: createMemoryUpstreamLinkStore(),
     auditEvents: undefined,
+    auditJournal: undefined,
     signingKeys: createMemorySigningKeyStore(),
     documentCache: createMemoryDocumentCache(),
     registrationAbuse: createMemoryRegistrationAbuseStore(),
@@ -195,6 +200,7 @@ async function openMongo(settings: Settings, mongodbUrl: string, log: Logger): P
       users: createAccountService({ users: guardedStore(createMongoUserStore(db)) }),
       upstreamLinks: createMongoUpstreamLinkStore(db),
       auditEvents: createMongoAuditEventStore(db),
+      auditJournal: connectedRedis && createRedisAuditJournal(connectedRedis, settings.redisPrefix),
       signingKeys,
       documentCache,
       registrationAbuse,

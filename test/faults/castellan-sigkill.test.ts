@@ -1,8 +1,11 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { MongoClient } from 'mongodb';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AUDIT_COLLECTION, type AuditLinkDocument } from '../../src/observability/audit-events.mongo.ts';
 import { testEnvironment } from '../support/castellan.ts';
 import { runCli } from '../support/cli.ts';
 import { startCastellanProcess, type CastellanProcess } from '../support/castellan-process.ts';
@@ -19,8 +22,8 @@ import {
  * client answered 201 still exists (its registration access token reads it); every token
  * answered 200 still introspects active; each rotation chain's last refresh token answered
  * 200 still works, once; the JWKS keeps every key it published, including one rotated in
- * (by the CLI) during the load, and every JWT answered verifies with it; no redeemed code
- * redeems again.
+ * (by the CLI) during the load, and every JWT answered verifies with it and has its audit
+ * event; no redeemed code redeems again.
  */
 
 const started: CastellanProcess[] = [];
@@ -143,6 +146,10 @@ describe('Castellan SIGKILLed under load and restarted', () => {
       expect(w.issued.redeemedCodes.length).toBeGreaterThan(0);
       expect(reusedCodes).toEqual([]);
 
+      // Every JWT answered has its token_issued event: in the chain, or in the journal that
+      // feeds it (entries the dead node had taken are claimed by another after 30 s idle).
+      expect(await tokenIssuedEventsFor(env, MCP_RESOURCE)).toBeGreaterThanOrEqual(w.issued.jwts.length);
+
       // Each chain's last refresh token works, and only once.
       const idle = chains.filter((_, i) => inFlightAtKill[i] === false);
       expect(idle.length).toBeGreaterThan(0);
@@ -168,6 +175,25 @@ describe('Castellan SIGKILLed under load and restarted', () => {
     }
   }, 120_000);
 });
+
+/** token_issued events for `audience` in the chain and in the audit journal (copies of a re-moved entry count twice). */
+async function tokenIssuedEventsFor(env: Record<string, string>, audience: string): Promise<number> {
+  const mongo = new MongoClient(env.MONGODB_URL ?? '');
+  const redis = new Redis(env.REDIS_URL ?? '');
+  try {
+    await mongo.connect();
+    const links = await mongo.db(env.MONGODB_DATABASE).collection<AuditLinkDocument>(AUDIT_COLLECTION).find({ tenant: 'demo' }).toArray();
+    const journal = await redis.xrange(`${env.CASTELLAN_REDIS_PREFIX ?? ''}:audit-journal`, '-', '+');
+    const events = [
+      ...links.flatMap((link) => link.events),
+      ...journal.map(([, fields]) => JSON.parse(fields[1] ?? '{}') as Record<string, unknown>),
+    ];
+    return events.filter((e) => e.type === 'token_issued' && e.tenant === 'demo' && e.audience === audience).length;
+  } finally {
+    await mongo.close();
+    redis.disconnect();
+  }
+}
 
 async function jwksOf(issuer: string): Promise<JSONWebKeySet> {
   const response = await fetch(`${issuer}/jwks`);
