@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 import { BearerTokenRequiredError, NotFoundError } from '../errors/errors.ts';
 import type { ModelName, ModelStore } from '../storage/model-store.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
+import { tokenFieldsOf } from './token-response.ts';
 
 /**
  * Prometheus metrics of one running server, on its own Registry (never prom-client's global
@@ -224,10 +225,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Caste
       watched.add(provider);
       provider.on('grant.success', (ctx: { oidc?: { params?: Record<string, unknown> }; body?: unknown }) => {
         const grantType = grantTypeLabel(ctx.oidc?.params?.grant_type);
-        const body = (ctx.body ?? {}) as Record<string, unknown>;
-        for (const tokenType of ['access_token', 'refresh_token', 'id_token'] as const) {
-          if (typeof body[tokenType] === 'string') tokens.inc({ grant_type: grantType, token_type: tokenType });
-        }
+        for (const tokenType of tokenFieldsOf(ctx.body)) tokens.inc({ grant_type: grantType, token_type: tokenType });
       });
       for (const [event, route] of Object.entries(PROVIDER_ERROR_EVENTS)) {
         // Every name here is one of oidc-provider's "<endpoint>.error" events (ctx, error).

@@ -1,9 +1,7 @@
 import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { signInEvent, signInMethodOf, type AuditEvent, type AuditSink } from './audit.ts';
-
-/** The token fields of a token endpoint response, as `token_issued` names what was issued. */
-const RESPONSE_TOKENS = ['access_token', 'refresh_token', 'id_token'] as const;
+import { tokenFieldsOf } from './token-response.ts';
 
 /** What revocation (RFC 7009) may destroy, by oidc-provider model, as `token_revoked` names it. */
 const REVOCABLE: Record<string, string> = { AccessToken: 'access_token', ClientCredentials: 'client_credentials', RefreshToken: 'refresh_token' };
@@ -33,7 +31,7 @@ export function tokenIssuedEvent(ctx: KoaContextWithOIDC, tenant: string): Audit
     type: 'token_issued', tenant, outcome: 'success',
     grantType: String(ctx.oidc.params?.grant_type),
     client: ctx.oidc.client?.clientId,
-    tokens: RESPONSE_TOKENS.filter((field) => typeof body[field] === 'string'),
+    tokens: tokenFieldsOf(body),
     scopes: typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [],
     ip: ctx.ip,
   };
