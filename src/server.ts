@@ -118,6 +118,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   const chainSink = auditChain && createAuditChainSink(auditChain, log, { maxWaitMs: settings.storeTimeoutMs });
   const journal = auditChain && opened.auditJournal;
   const mover = journal && auditChain && startAuditJournalMover(journal, auditChain, log);
+  if (journal) options.metrics?.watchAuditJournal(() => journal.backlog());
   const durableSink = chainSink && (journal ? createJournaledAuditSink(journal, chainSink, log) : chainSink);
   const otherSink = options.audit ?? createLogAuditSink(log);
   const audit = durableSink ? composeAuditSinks(durableSink, otherSink) : otherSink;

@@ -37,6 +37,8 @@ export interface AuditJournal {
   claimAbandoned(consumer: string, idleMs: number, count: number): Promise<JournalEntry[]>;
   /** Forgets entries whose events are in the chain. */
   acknowledge(ids: readonly string[]): Promise<void>;
+  /** How many entries the journal holds (not yet in the chain). */
+  backlog(): Promise<number>;
 }
 
 /** What a journal entry must hold to be an audit event (the rest of it is the event's detail). */

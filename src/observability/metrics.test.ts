@@ -33,4 +33,19 @@ describe('metric labels stay bounded', () => {
     expect(await a.render()).toContain('castellan_http_requests_total{method="other",route="health",status="200"} 1');
     expect(await b.render()).not.toContain('route="health"');
   });
+
+  it('reports the audit journal backlog at each scrape, and NaN when the journal does not answer', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    expect(await metrics.render()).not.toMatch(/^castellan_audit_journal_entries /m);
+    let backlog: () => Promise<number> = async () => 7;
+    metrics.watchAuditJournal(() => backlog());
+    expect(await metrics.render()).toMatch(/^castellan_audit_journal_entries 7$/m);
+    backlog = () => Promise.reject(new Error('Connection is closed.'));
+    expect(await metrics.render()).toMatch(/^castellan_audit_journal_entries Nan$/im);
+    // A Redis that never answers: the scrape still ends (after about a second).
+    backlog = () => new Promise<number>(() => {});
+    expect(await metrics.render()).toMatch(/^castellan_audit_journal_entries Nan$/im);
+    backlog = async () => 0;
+    expect(await metrics.render()).toMatch(/^castellan_audit_journal_entries 0$/m);
+  });
 });

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BearerTokenRequiredError, NotFoundError } from '../errors/errors.ts';
 import type { ModelName, ModelStore } from '../storage/model-store.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
@@ -26,6 +26,8 @@ export interface CastellanMetrics {
   castellanError(path: string, oauthError: string): void;
   /** Counts tokens issued and OAuth errors from a tenant provider's events; once per provider. */
   watchProvider(provider: Provider): void;
+  /** Reports the audit journal's entries not yet in the chain (how far the chain lags), read at each scrape. */
+  watchAuditJournal(backlog: () => Promise<number>): void;
   /** The same stores, each operation timed. */
   instrumentModelStores(stores: ModelStores, backends: { durable: string; ephemeral: string }): ModelStores;
   /** The Prometheus text exposition. */
@@ -120,6 +122,10 @@ const MODEL_LABELS = new Set<string>([
   'RegistrationAccessToken', 'Interaction', 'ReplayDetection', 'PushedAuthorizationRequest', 'Grant', 'BackchannelAuthenticationRequest',
   'PreAuthorizedCode',
 ] satisfies ModelName[]);
+
+/** The audit journal's backlog, and how long a scrape waits for it. */
+const JOURNAL_GAUGE = 'castellan_audit_journal_entries';
+const BACKLOG_WAIT_MS = 1_000;
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): CastellanMetrics {
   const registry = new Registry();
@@ -219,6 +225,24 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Caste
     },
     castellanError(path, oauthError) {
       oauthErrors.inc({ route: routeClassOf(path), error: oauthErrorLabel(oauthError), source: 'castellan' });
+    },
+    watchAuditJournal(backlog) {
+      if (registry.getSingleMetric(JOURNAL_GAUGE)) return;
+      new Gauge({
+        name: JOURNAL_GAUGE,
+        help: 'Audit events in the journal (Redis) not yet moved into the hash chain; NaN when Redis does not answer within a second',
+        registers: [registry],
+        async collect() {
+          // A scrape must neither fail nor wait out a store timeout because Redis is down or slow.
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const entries = await Promise.race([
+            backlog().catch(() => undefined),
+            new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), BACKLOG_WAIT_MS); }),
+          ]);
+          clearTimeout(timer);
+          this.set(entries ?? Number.NaN);
+        },
+      });
     },
     watchProvider(provider) {
       if (watched.has(provider)) return;

@@ -59,6 +59,7 @@ describe('the audit journal (Redis) and its mover into the chain (FerretDB)', ()
     const chain = createAuditChain(createMongoAuditEventStore(db));
     const ids = await Promise.all(Array.from({ length: 1_200 }, (_, n) => journal.add(event('moved', n))));
     expect(await redis.xlen(streamKey)).toBe(1_200);
+    expect(await journal.backlog()).toBe(1_200);
     const mover = startAuditJournalMover(journal, chain, pino({ level: 'silent' }), { consumer: 'node-a', idleMs: 20 });
     try {
       while ((await mover.moveOnce()) > 0);
@@ -74,6 +75,7 @@ describe('the audit journal (Redis) and its mover into the chain (FerretDB)', ()
     // Group commit of a batch: links of up to 500 events, not one per event.
     expect(verified.links).toBeLessThanOrEqual(6);
     expect(await redis.xlen(streamKey)).toBe(0);
+    expect(await journal.backlog()).toBe(0);
   });
 
   it('keeps events whose append failed and moves them once the chain can be written again', async () => {

@@ -63,6 +63,7 @@ export function createRedisAuditJournal(redis: RedisClient, prefix: string): Aud
         [string, StreamItem[], string[]?];
       return entriesOf(reply[1]);
     },
+    backlog: () => redis.xlen(key),
     async acknowledge(ids) {
       if (ids.length === 0) return;
       await Promise.all([redis.xack(key, GROUP, ...ids), redis.xdel(key, ...ids)]);
