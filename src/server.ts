@@ -116,7 +116,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   // with Redis too, the token endpoints' events reach it through the journal (audit-journal.ts).
   const auditChain = opened.auditEvents && createAuditChain(opened.auditEvents);
   const chainSink = auditChain && createAuditChainSink(auditChain, log, { maxWaitMs: settings.storeTimeoutMs });
-  const journal = auditChain && opened.auditJournal;
+  const journal = settings.auditJournal ? auditChain && opened.auditJournal : undefined;
   const mover = journal && auditChain && startAuditJournalMover(journal, auditChain, log);
   if (journal) options.metrics?.watchAuditJournal(() => journal.backlog());
   const durableSink = chainSink && (journal ? createJournaledAuditSink(journal, chainSink, log) : chainSink);

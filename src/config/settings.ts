@@ -87,6 +87,12 @@ export const settingsSchema = z
     /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before connections are cut. */
     /** Endpoint rate limits (each tenant's `rateLimits`); off only for benchmarks and load tests. */
     rateLimits: flag.default(true),
+    /**
+     * With Redis and MongoDB, the token endpoints' audit events go through the Redis journal
+     * (src/observability/audit-journal.ts); off: straight into the chain, as durable as MongoDB
+     * (a Redis crash then loses none), at the price of a MongoDB insert on every token answer.
+     */
+    auditJournal: flag.default(true),
     shutdownDrainSeconds: z
       .union([z.number(), z.string().regex(/^\d{1,3}$/, 'must be a whole number of seconds').transform(Number)])
       .pipe(z.number().int().min(0).max(600))
@@ -161,6 +167,7 @@ const ENV_NAMES = {
   systemTenant: 'CASTELLAN_SYSTEM_TENANT',
   shutdownDrainSeconds: 'CASTELLAN_SHUTDOWN_DRAIN_SECONDS',
   rateLimits: 'CASTELLAN_RATE_LIMITS',
+  auditJournal: 'CASTELLAN_AUDIT_JOURNAL',
 } as const satisfies Partial<Record<keyof ParsedSettings, string>>;
 
 const DEMO_ENV_NAMES = {

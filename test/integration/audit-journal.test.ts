@@ -7,7 +7,7 @@ import { AUDIT_COLLECTION, createMongoAuditEventStore, type AuditLinkDocument } 
 import { createJournaledAuditSink, startAuditJournalMover, type AuditJournal } from '../../src/observability/audit-journal.ts';
 import type { AuditEvent, AuditSink } from '../../src/observability/audit.ts';
 import { createRedisAuditJournal } from '../../src/storage/redis/audit-journal.redis.ts';
-import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
+import { startTestCastellan, testEnvironment, type TestCastellan } from '../support/castellan.ts';
 import { basicAuth, postToken } from '../support/oauth.ts';
 import { testServers, uniqueDbName, uniqueRedisPrefix } from '../support/servers.ts';
 
@@ -204,6 +204,40 @@ describe('a running Castellan on FerretDB and Redis', () => {
     const redis = new Redis(testServers().redisUrl);
     try {
       expect(await redis.xlen(`${castellan.env.CASTELLAN_REDIS_PREFIX ?? ''}:audit-journal`)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe('a running Castellan with CASTELLAN_AUDIT_JOURNAL=off', () => {
+  let castellan: TestCastellan;
+  let mongo: MongoClient;
+
+  beforeAll(async () => {
+    const env = await testEnvironment('mongo+redis', 'audit_nojournal');
+    castellan = await startTestCastellan('mongo+redis', 'audit_nojournal', { ...env, CASTELLAN_AUDIT_JOURNAL: 'off' });
+    mongo = new MongoClient(testServers().mongoUrl);
+    await mongo.connect();
+  });
+  afterAll(async () => {
+    await castellan?.stop();
+    await mongo?.close();
+  });
+
+  it('stores a token answer\'s event in the chain before the answer leaves, and nothing in the journal', async () => {
+    const answered = await postToken(
+      castellan.issuer,
+      { grant_type: 'client_credentials', scope: 'notes:read', resource: 'http://localhost:3001/mcp' },
+      basicAuth('demo-service', castellan.clientSecret),
+    );
+    expect(answered.status).toBe(200);
+    const issued = (await chained(mongo.db(castellan.env.MONGODB_DATABASE), 'demo')).filter((e) => e.type === 'token_issued');
+    expect(issued).toHaveLength(1);
+    expect(issued[0]?.journalId).toBeUndefined();
+    const redis = new Redis(testServers().redisUrl);
+    try {
+      expect(await redis.exists(`${castellan.env.CASTELLAN_REDIS_PREFIX ?? ''}:audit-journal`)).toBe(0);
     } finally {
       redis.disconnect();
     }
