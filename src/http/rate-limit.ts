@@ -5,6 +5,7 @@ import { TooManyRequestsError } from '../errors/errors.ts';
 import { registrationSource } from '../registration/abuse/registration-limits.ts';
 import type { RateLimit, RateVerdict } from '../storage/rate-limits.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
+import { decodeBasicCredentials } from './basic-credentials.ts';
 import { readFormForProvider } from './provider-body.ts';
 import type { RateLimitedEndpoint, RateLimitSettings } from './rate-limit-settings.ts';
 import type { EndpointLimitCounters } from './rate-limit-store.ts';
@@ -69,20 +70,6 @@ const DESCRIPTIONS: Record<RateLimitedEndpoint, string> = {
 const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const MAX_CLIENT_ID = 2048;
 
-/** RFC 6749 §2.3.1: client_id and secret are form-encoded before they are joined for Basic. */
-function basicClientId(authorization: string): string | undefined {
-  const match = /^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(authorization);
-  if (!match?.[1]) return undefined;
-  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) return undefined;
-  try {
-    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, '%20'));
-  } catch {
-    return undefined;
-  }
-}
-
 /** The `sub` of a client assertion, read without verifying it: the provider verifies it. */
 function assertionSubject(assertion: string): string | undefined {
   const payload = assertion.split('.')[1];
@@ -102,7 +89,7 @@ function assertionSubject(assertion: string): string | undefined {
  */
 export function credentialedClientOf(authorization: string, form: URLSearchParams | undefined): string | undefined {
   const claimed = authorization
-    ? basicClientId(authorization)
+    ? decodeBasicCredentials(authorization)?.clientId
     : form?.get('client_secret')
       ? form.get('client_id') ?? undefined
       : form?.get('client_assertion_type') === CLIENT_ASSERTION_TYPE && form.get('client_assertion')

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import type { AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
+import { decodeBasicCredentials } from '../http/basic-credentials.ts';
 
 /**
  * Client secrets at rest: stored as a tagged SHA-256 digest where the secret is only ever
@@ -74,21 +75,14 @@ export function verifyClientSecret(stored: string | undefined, presented: string
  */
 const UNKNOWN_CLIENT_SECRET = hashClientSecret(randomBytes(64).toString('base64url'));
 
-/** The secret a request presents (client_secret_post, or client_secret_basic decoded as RFC 6749 §2.3.1 says). */
+/**
+ * The secret a request presents: client_secret_post, or client_secret_basic decoded as
+ * oidc-provider decodes it (a header it refuses never reaches a client lookup).
+ */
 function presentedClientSecret(ctx: KoaContextWithOIDC): string | undefined {
   const posted = (ctx.oidc?.params as { client_secret?: unknown } | undefined)?.client_secret;
   if (typeof posted === 'string' && posted !== '') return posted;
-  const match = /^basic\s+(\S+)$/i.exec(ctx.get('authorization'));
-  if (!match?.[1]) return undefined;
-  const basic = Buffer.from(match[1], 'base64').toString('utf8');
-  const colon = basic.indexOf(':');
-  if (colon === -1) return undefined;
-  const encoded = basic.slice(colon + 1);
-  try {
-    return decodeURIComponent(encoded.replace(/\+/g, '%20'));
-  } catch {
-    return encoded;
-  }
+  return decodeBasicCredentials(ctx.headers.authorization)?.clientSecret;
 }
 
 /**
