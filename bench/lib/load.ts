@@ -29,6 +29,8 @@ export interface LoadRequest {
   };
   /** Statuses that count as success; default 200. */
   okStatuses?: readonly number[];
+  /** Sees every response (status and body), e.g. to keep the tokens a pool is filled with. */
+  collect?: (status: number, body: string) => void;
 }
 
 export interface LoadOptions {
@@ -90,11 +92,16 @@ export async function measure(request: LoadRequest, options: LoadOptions): Promi
   const queue: string[] = [];
   const pid = serverPidOf(url.origin);
   const cpuBefore = pid !== undefined ? await processCpuUs(pid) : undefined;
+  const capped = options.maxRequests !== undefined;
+  const started = performance.now();
+  let lastAnswer = started;
   const result = await autocannon({
     url: url.origin,
     connections: options.connections,
     duration: options.duration,
-    ...(options.maxRequests !== undefined ? { maxOverallRequests: options.maxRequests } : {}),
+    // autocannon notices that every connection is done only at its next sample tick (1 s by
+    // default): a run that ends at its request cap would count that idle time.
+    ...(capped ? { maxOverallRequests: options.maxRequests, sampleInt: 50 } : {}),
     timeout: 10,
     headers: request.headers ?? {},
     requests: [
@@ -114,11 +121,14 @@ export async function measure(request: LoadRequest, options: LoadOptions): Promi
           if (ok.has(status)) okCount += 1;
           else unexpected += 1;
           if (chain) queue.push(chain.next(status, responseBody) ?? chain.first());
+          request.collect?.(status, responseBody);
+          if (capped) lastAnswer = performance.now();
         },
       },
     ],
   });
-  const seconds = result.duration > 0 ? result.duration : options.duration;
+  // A capped run lasts until its last answer (it may end long before its duration).
+  const seconds = capped && lastAnswer > started ? Math.min(result.duration, (lastAnswer - started) / 1000) : result.duration > 0 ? result.duration : options.duration;
   const cpuAfter = pid !== undefined ? await processCpuUs(pid) : undefined;
   const answered = okCount + unexpected;
   return {

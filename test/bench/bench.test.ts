@@ -46,4 +46,26 @@ describe('benchmark harness', () => {
     expect(scenario?.checks).toContainEqual(expect.objectContaining({ target: expect.stringContaining('ES256'), ok: true }));
     expect(await readFile(files.md, 'utf8')).toContain('| castellan memory |');
   }, 60_000);
+
+  it('measures live and repeated revocations apart, each against its own baseline', async () => {
+    out ??= await mkdtemp(join(tmpdir(), 'castellan-bench-test-'));
+    const cli = parseCli(['revocation', '--quick', '--stores', 'memory', '--duration', '0.5', '--warmup', '0.2', '--out', out, '--no-readme'], {});
+    const { results } = await runBench(cli, () => {});
+    const [scenario] = results.scenarios;
+    expect(scenario?.failed).toBeUndefined();
+    expect(scenario?.rows.map((r) => [r.target, r.baseline])).toEqual([
+      ['castellan memory: live', 'bare oidc-provider: live'],
+      ['bare oidc-provider: live', undefined],
+      ['castellan memory: repeated', 'bare oidc-provider: repeated'],
+      ['bare oidc-provider: repeated', undefined],
+    ]);
+    for (const row of scenario?.rows ?? []) expect(row).toMatchObject({ errors: 0, requests: expect.any(Number) });
+    // One line on the method, then one summary line per target; no live request went past its pool.
+    expect(scenario?.notes).toHaveLength(3);
+    for (const name of ['castellan memory', 'bare oidc-provider']) {
+      const line = scenario?.notes.find((n) => n.startsWith(`${name}: live pools of`));
+      expect(line).toBeDefined();
+      expect(line).not.toContain('past the pool');
+    }
+  }, 60_000);
 });
