@@ -13,7 +13,9 @@ import type { Scenario, ScenarioOutput } from './scenarios.ts';
  * gets at most --ferretdb-max (default 10k; STORES.md allows up to 100k): its finds by _id
  * scan the collection, so each step of ten costs it about ten times the time per lookup,
  * and at 100k a 50-connection run leaves a backlog of many seconds. Beyond that, on the
- * production stores, the extra records go to Redis.
+ * production stores, the extra records go to Redis. Seeded records have no Redis read copy:
+ * each sampled token's first introspection is timed apart (cold reads), and every sampled
+ * token is introspected again before each timed measurement, which times steady state.
  */
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -49,6 +51,43 @@ async function seed(server: CastellanServer, store: 'durable' | 'ephemeral', tem
   return control(server, '/seed', { store, model: 'ClientCredentials', templateId, count });
 }
 
+/**
+ * Introspects each token once, `inFlight` at a time, and returns the latencies in ms and the
+ * answers that were not an active token. The warm-up pass before each timed measurement:
+ * the first read of a seeded token is cold (no Redis read copy yet; on FerretDB v1.24.2 a
+ * full scan per lookup), and steady state is what the rows should time.
+ */
+async function introspectEach(url: string, authorization: string, tokens: readonly string[], inFlight: number): Promise<{ latencies: number[]; failed: number }> {
+  const latencies: number[] = [];
+  let failed = 0;
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(inFlight, tokens.length) }, async () => {
+    while (next < tokens.length) {
+      const token = tokens[next] ?? '';
+      next += 1;
+      const started = performance.now();
+      try {
+        const response = await fetch(url, { method: 'POST', headers: { ...FORM, authorization }, body: `token=${token}` });
+        const active = response.ok && ((await response.json()) as { active?: boolean }).active === true;
+        latencies.push(performance.now() - started);
+        if (!active) failed += 1;
+      } catch {
+        failed += 1;
+      }
+    }
+  }));
+  return { latencies, failed };
+}
+
+function p99(latencies: readonly number[]): number {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))] ?? Number.NaN;
+}
+
+/** Sampled tokens introspected at once in the cold pass (first reads), and in the re-warming ones. */
+const COLD_IN_FLIGHT = 10;
+const WARM_IN_FLIGHT = 20;
+
 async function growthFor(ctx: BenchContext, storage: CastellanStorage): Promise<{ rows: Row[]; checks: Check[]; notes: string[] }> {
   const server = await ctx.ownCastellan(storage, `castellan ${storage} (growth)`);
   const rows: Row[] = [];
@@ -73,6 +112,8 @@ async function growthFor(ctx: BenchContext, storage: CastellanStorage): Promise<
       return [((await response.json()) as { access_token?: string }).access_token ?? ''];
     })();
     const reference: LoadRequest = { method: 'POST', url: `${bare.url}/token/introspection`, headers: { ...FORM, authorization: baselineAuth }, body: `token=${bareToken}` };
+    const warmed = new Set<string>();
+    const coldReads: string[] = [];
     for (const size of sizes) {
       const durableGoal = storage === 'production' ? Math.min(size, ctx.options.ferretdbMax) : size;
       const ephemeralGoal = storage === 'production' ? size - durableGoal : 0;
@@ -96,9 +137,23 @@ async function growthFor(ctx: BenchContext, storage: CastellanStorage): Promise<
       const probe = await fetch(introspect.url, { method: 'POST', headers: introspect.headers ?? {}, body: `token=${introspectable[introspectable.length - 1]}` });
       const active = ((await probe.json()) as { active?: boolean }).active;
       if (active !== true) throw new Error('a seeded token does not introspect as active: the seeding format is wrong');
+      // Cold pass: the first introspection of each sampled token not read before (timed
+      // apart); then, before every timed measurement, one more pass over all of them, so the
+      // rows time steady state (a Redis read copy lives 5 minutes; a re-read renews it).
+      const fresh = introspectable.filter((token) => !warmed.has(token));
+      const cold = await introspectEach(introspect.url, auth, fresh, COLD_IN_FLIGHT);
+      for (const token of fresh) warmed.add(token);
+      coldReads.push(fresh.length
+        ? `${formatSize(size)}: p99 ${p99(cold.latencies).toFixed(1)} ms over ${fresh.length} tokens${cold.failed ? ` (${cold.failed} not active)` : ''}`
+        : `${formatSize(size)}: no new samples`);
+      ctx.log(`    cold first reads at ${coldReads[coldReads.length - 1] ?? ''}`);
+      const rewarm = async () => {
+        const { failed } = await introspectEach(introspect.url, auth, introspectable, WARM_IN_FLIGHT);
+        if (failed) ctx.log(`    warm-up pass: ${failed} of ${introspectable.length} sampled tokens not active`);
+      };
       const results = await interleaved([
         httpTarget(`issue @ ${formatSize(size)}`, () => issue),
-        httpTarget(`introspect @ ${formatSize(size)}`, () => introspect),
+        httpTarget(`introspect @ ${formatSize(size)}`, () => introspect, rewarm),
         httpTarget(REFERENCE, () => reference),
       ], { duration: ctx.options.duration, rounds: ctx.options.rounds, warmup: ctx.options.warmup, connections: ctx.options.connections, log: ctx.log });
       const { rss } = await control<{ rss: number }>(server, '/rss');
@@ -127,6 +182,9 @@ async function growthFor(ctx: BenchContext, storage: CastellanStorage): Promise<
         ));
       }
     }
+    if (coldReads.length) {
+      notes.push(`${storage}: cold first reads (first introspection of each newly sampled token, ${COLD_IN_FLIGHT} in flight, not in the rows): ${coldReads.join('; ')}.`);
+    }
     if (storage === 'production' && sizes.some((s) => s > ctx.options.ferretdbMax)) {
       notes.push(`Production stores: tokens live in FerretDB (durable), which is seeded to at most ${formatSize(ctx.options.ferretdbMax)} (--ferretdb-max; STORES.md: at most 100k, 1M inserts take over ten minutes there; and FerretDB v1.24.2 SQLite answers findOne/replaceOne by _id with a full collection SCAN, so introspection slows in proportion to the stored tokens); the records beyond that are seeded into Redis (copies of the token record in the ephemeral store), so the largest step shows the effect of a large Redis, not of 1M documents in FerretDB.`);
     }
@@ -143,7 +201,7 @@ export const growth: Scenario = {
     const out: ScenarioOutput = {
       rows: [],
       checks: [],
-      notes: ['Sizes are measured one after another on one growing server (the store only grows), so each size is measured in the same rounds as a reference (bare oidc-provider introspecting one token, its store never grows): the growth check compares p99 relative to the reference, which cancels background load; raw p99s are in the rows. Introspection picks among tokens sampled across every seeded batch. RSS is read after a forced GC.'],
+      notes: ['Sizes are measured one after another on one growing server (the store only grows), so each size is measured in the same rounds as a reference (bare oidc-provider introspecting one token, its store never grows): the growth check compares p99 relative to the reference, which cancels background load; raw p99s are in the rows. Introspection picks among tokens sampled across every batch seeded into the durable store (memory, or FerretDB), and before each timed measurement every sampled token is introspected once (not timed), so the rows time steady state (production: Redis read copies), not the first, cold reads (FerretDB v1.24.2 scans the collection for each): those are in the cold-read lines. RSS is read after a forced GC.'],
     };
     for (const storage of ctx.options.storages) {
       const part = await growthFor(ctx, storage);
