@@ -601,6 +601,11 @@ const storesRaw: Scenario = {
           if (ids.length < 10_000) ids.push(id);
         }, 50, o) },
         { name: 'FerretDB findOne by _id', run: (o) => loop(async () => void (await collection.findOne({ _id: pick(ids) })), 50, o) },
+        // What a live revocation costs the store: a delete by _id (a scan, like the find).
+        { name: 'FerretDB deleteOne by _id', run: (o) => loop(async () => {
+          const id = ids.length > 1_000 ? ids.pop() : undefined;
+          await collection.deleteOne({ _id: id ?? randomBytes(16).toString('base64url') });
+        }, 50, o) },
         { name: 'Redis SET EX', run: (o) => loop(async () => void (await redis.set(`${prefix}:${randomBytes(8).toString('hex')}`, payload, 'EX', 60)), 50, o) },
         { name: 'Redis GET', run: (o) => loop(async () => void (await redis.get(`${prefix}:missing`)), 50, o) },
       ];
