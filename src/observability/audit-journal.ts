@@ -59,9 +59,15 @@ export function parseJournaledEvent(json: string | undefined): AuditEvent | unde
   }
 }
 
-/** The events that go through the journal: one per token endpoint answer, the volume of the log. */
+/**
+ * The events of the token and revocation endpoints, one or two per request, the volume of the
+ * log: tokens issued and revoked, and the facts of a token exchange or ID-JAG request.
+ */
+const TOKEN_ENDPOINT_EVENTS: ReadonlySet<string> = new Set(['token_issued', 'token_revoked', 'token_exchange', 'id_jag_issue', 'id_jag_redeem']);
+
+/** The events that go through the journal. */
 export function isTokenEndpointEvent(event: AuditEvent): boolean {
-  return event.type === 'token_issued' || event.type === 'token_revoked';
+  return TOKEN_ENDPOINT_EVENTS.has(event.type);
 }
 
 export interface JournaledAuditSinkOptions {
