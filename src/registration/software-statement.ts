@@ -1,4 +1,5 @@
-import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import { decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import { localKeySet } from '../keys/local-key-set.ts';
 import { InvalidSoftwareStatementError, UnapprovedSoftwareStatementError } from '../errors/errors.ts';
 import type { RegistrationSettings } from '../tenants/tenant-settings.ts';
 
@@ -25,7 +26,7 @@ export async function verifySoftwareStatement(
   const publisher = publishers.find((p) => p.issuer === issuer);
   if (!publisher) throw new UnapprovedSoftwareStatementError('software_statement is not from a trusted publisher');
   try {
-    const { payload } = await jwtVerify(statement, createLocalJWKSet(publisher.jwks as JSONWebKeySet), {
+    const { payload } = await jwtVerify(statement, localKeySet(publisher.jwks as JSONWebKeySet), {
       issuer: publisher.issuer,
       // Symmetric algorithms would make the publisher's key a shared secret; refuse them.
       algorithms: ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'],

@@ -1,4 +1,5 @@
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { decodeProtectedHeader, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { localKeySet } from '../../keys/local-key-set.ts';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { TokenExchangeSettings } from '../../tenants/tenant-settings.ts';
@@ -68,7 +69,7 @@ function factsFromClaims(payload: JWTPayload, scopes: string[] | undefined): Tok
 
 async function verifyOwnJwt(context: SubjectTokenContext, token: string, typ: string | undefined): Promise<JWTPayload> {
   try {
-    const { payload } = await jwtVerify(token, createLocalJWKSet(context.jwks), {
+    const { payload } = await jwtVerify(token, localKeySet(context.jwks), {
       issuer: context.issuer,
       algorithms: SIGNING_ALGORITHMS,
       ...(typ ? { typ } : {}),
@@ -112,7 +113,7 @@ async function externalJwtFacts(context: SubjectTokenContext, token: string): Pr
   }
   for (const trusted of context.settings.trustedIssuers) {
     try {
-      const { payload } = await jwtVerify(token, createLocalJWKSet(trusted.jwks as JSONWebKeySet), {
+      const { payload } = await jwtVerify(token, localKeySet(trusted.jwks as JSONWebKeySet), {
         issuer: trusted.issuer,
         audience: trusted.audience,
         algorithms: SIGNING_ALGORITHMS,
