@@ -367,8 +367,13 @@ const tokenExchange: Scenario = {
   title: 'token exchange (user access token → audience-bound JWT with act)',
   async run(ctx) {
     const targets: Target[] = [];
+    const { compareDir } = ctx.options;
+    const servers: Array<{ name: string; server: CastellanServer }> = [];
     for (const storage of ctx.options.storages) {
-      const server = await ctx.castellan(storage);
+      servers.push({ name: storageName(storage), server: await ctx.castellan(storage) });
+      if (compareDir !== undefined) servers.push({ name: COMPARED(storage), server: await ctx.castellan(storage, 'shared', compareDir) });
+    }
+    for (const { name, server } of servers) {
       const subject = String((await userTokens(server, 'openid notes:read', DEMO_JWT_RESOURCE)).access_token);
       const body = form({
         grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
@@ -378,7 +383,7 @@ const tokenExchange: Scenario = {
       });
       const probe = await postForm(`${server.url}/t/demo/token`, body, castellanAuth(server));
       if (probe.status !== 200) throw new Error(`token exchange failed: ${probe.status} ${JSON.stringify(probe.json)}`);
-      targets.push(httpTarget(storageName(storage), () => post(`${server.url}/t/demo/token`, castellanAuth(server), body)));
+      targets.push(httpTarget(name, () => post(`${server.url}/t/demo/token`, castellanAuth(server), body)));
     }
     const bare = bareEndpoint(await ctx.bare());
     const baselineName = `${BARE} client_credentials JWT`;
