@@ -1,7 +1,11 @@
+import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyAuditChain } from '../../src/observability/audit-chain.ts';
+import { AUDIT_COLLECTION, type AuditLinkDocument } from '../../src/observability/audit-events.mongo.ts';
 import { hashClientSecret } from '../../src/registration/client-secrets.ts';
 import { startTestCastellan, type TestCastellan } from '../support/castellan.ts';
 import { freePort } from '../support/running-server.ts';
+import { testServers } from '../support/servers.ts';
 import { basicAuth, codeRedemption, introspect as introspectAt, postToken, runCodeFlow } from '../support/oauth.ts';
 
 /*
@@ -26,6 +30,7 @@ let a: TestCastellan;
 let b: TestCastellan;
 let issuerA: string;
 let issuerB: string;
+let mongo: MongoClient;
 
 beforeAll(async () => {
   a = await startTestCastellan('mongo+redis', 'two-nodes');
@@ -33,11 +38,14 @@ beforeAll(async () => {
   b = await startTestCastellan('mongo+redis', 'two-nodes', { ...a.env, PORT: String(await freePort()) });
   issuerA = `${a.running.url}/t/demo`;
   issuerB = `${b.running.url}/t/demo`;
+  mongo = new MongoClient(testServers().mongoUrl);
+  await mongo.connect();
 });
 
 afterAll(async () => {
   await b?.stop();
   await a?.stop();
+  await mongo?.close();
 });
 
 const introspect = (issuer: string, auth: string, token: string) => introspectAt(issuer, auth, token);
@@ -224,5 +232,26 @@ describe('two nodes on the same stores', () => {
     ]);
     expect(keyOnB).toBe(true);
     expect(scopeOnB).toBe(true);
+  }, 30_000);
+
+  it('token events journaled on both nodes reach the audit chain once each, whichever node moves them', async () => {
+    const db = mongo.db(a.env.MONGODB_DATABASE);
+    const issuedEvents = async () => (await db.collection<AuditLinkDocument>(AUDIT_COLLECTION).find({ tenant: 'demo' }).toArray())
+      .flatMap((link) => link.events)
+      .filter((event) => event.type === 'token_issued');
+    await a.running.flushAudit();
+    await b.running.flushAudit();
+    const before = (await issuedEvents()).length;
+    const auth = basicAuth('demo-service', a.clientSecret);
+    const form = { grant_type: 'client_credentials', scope: 'notes:read', resource: 'http://localhost:3001/mcp' };
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => postToken(i % 2 === 0 ? issuerA : issuerB, form, auth)));
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
+    // Both movers run on their own meanwhile; flushing both leaves nothing in the journal.
+    await Promise.all([a.running.flushAudit(), b.running.flushAudit()]);
+    const events = await issuedEvents();
+    expect(events.length - before).toBe(40);
+    const journalIds = events.map((event) => event.journalId).filter((id): id is string => typeof id === 'string');
+    expect(new Set(journalIds).size).toBe(journalIds.length);
+    expect(await verifyAuditChain(db, 'demo')).toMatchObject({ ok: true });
   }, 30_000);
 });
