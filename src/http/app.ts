@@ -14,7 +14,7 @@ import type { PolicyHooks } from '../policy/hooks.ts';
 import type { RegistrationAbuseStore } from '../registration/abuse/abuse-store.ts';
 import { guardRegistration } from '../registration/registration-gate.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
-import type { TenantRegistry } from '../tenants/tenant-registry.ts';
+import type { TenantRegistry, TenantRuntime } from '../tenants/tenant-registry.ts';
 import { registrationCors } from './cors.ts';
 import { guardCodeEntry, guardDevicePolling } from '../grants/device/device-guards.ts';
 import type { DeviceLimits } from '../grants/device/device-limits.ts';
@@ -85,20 +85,25 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorHandler(deps.log, deps.metrics));
   app.use(bodyLimit());
 
+  // A tenant this node holds costs nothing to name; any other id is looked up under the
+  // address's budget of unknown tenants (src/http/rate-limit.ts).
+  const tenantOf = (ctx: Context, tenantId: string): Promise<TenantRuntime> =>
+    deps.tenants.holds(tenantId) ? deps.tenants.get(tenantId) : deps.rateLimits.lookupTenant(ctx, () => deps.tenants.get(tenantId));
+
   app.use(async (ctx) => {
     const path = ctx.path;
     if (deps.admin && (path === '/admin/v1' || path.startsWith('/admin/v1/'))) return deps.admin.handle(ctx);
     const wellKnown = ROOT_WELL_KNOWN.exec(path);
     if (wellKnown) {
       requireGet(ctx);
-      const runtime = await deps.tenants.get(wellKnown[1] ?? '');
+      const runtime = await tenantOf(ctx, wellKnown[1] ?? '');
       deps.metrics?.watchProvider(runtime.provider);
       return handOverToProvider(ctx, runtime, DISCOVERY_PATH, origin, deps.trustProxy);
     }
 
     const tenantPath = TENANT_PATH.exec(path);
     if (tenantPath) {
-      const runtime = await deps.tenants.get(tenantPath[1] ?? '');
+      const runtime = await tenantOf(ctx, tenantPath[1] ?? '');
       deps.metrics?.watchProvider(runtime.provider);
       useTenantLookForErrors(ctx, pageLook(runtime.tenantId, runtime.settings));
       const rest = tenantPath[2] ?? '/';

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
-import { TooManyRequestsError } from '../errors/errors.ts';
+import { TenantNotFoundError, TooManyRequestsError } from '../errors/errors.ts';
 import { registrationSource } from '../registration/abuse/registration-limits.ts';
 import type { RateLimit, RateVerdict } from '../storage/rate-limits.ts';
 import type { TenantRuntime } from '../tenants/tenant-registry.ts';
@@ -39,7 +39,16 @@ export interface EndpointRateLimits {
   admit(ctx: Context, runtime: TenantRuntime, rest: string): Promise<void> | undefined;
   /** Hands the request to the provider under its client's limit, and charges the client on success. */
   answer(ctx: Context, runtime: TenantRuntime, rest: string, handOver: () => Promise<void>): Promise<void>;
+  /**
+   * Loads a tenant this node does not hold, under its address's budget of unknown tenants:
+   * each unknown id costs a tenant store read, so an address that named too many lately is
+   * refused (429) before the store is asked again.
+   */
+  lookupTenant(ctx: Context, load: () => Promise<TenantRuntime>): Promise<TenantRuntime>;
 }
+
+/** Requests naming a tenant that does not exist, per address (IPv4, or IPv6 /64), process-wide. */
+export const UNKNOWN_TENANT_LIMIT: RateLimit = { points: 60, durationSeconds: 60 };
 
 const INTERACTION_LOGIN = /^\/interaction\/[^/]+\/login$/;
 const REGISTRATION = /^\/reg(?:\/[^/]+)?$/;
@@ -129,7 +138,7 @@ export interface EndpointRateLimitDeps {
 
 export function createEndpointRateLimits(deps: EndpointRateLimitDeps): EndpointRateLimits {
   if (!deps.enabled) {
-    return { admit: () => undefined, answer: (_ctx, _runtime, _rest, handOver) => handOver() };
+    return { admit: () => undefined, answer: (_ctx, _runtime, _rest, handOver) => handOver(), lookupTenant: (_ctx, load) => load() };
   }
   const { counters, log } = deps;
   let lastWarned = 0;
@@ -169,6 +178,18 @@ export function createEndpointRateLimits(deps: EndpointRateLimitDeps): EndpointR
       const { perIp } = limitsOf(settings, endpoint);
       if (perIp.points === 0) return undefined;
       return chargeAddress(ctx, runtime.tenantId, endpoint, perIp);
+    },
+
+    async lookupTenant(ctx, load) {
+      const key = `unknown-tenant:ip:${registrationSource(ctx.ip)}`;
+      const { points, durationSeconds } = UNKNOWN_TENANT_LIMIT;
+      refused(await counters.peek(key, UNKNOWN_TENANT_LIMIT).catch(failOpen), `too many requests for unknown tenants from this address; at most ${points} per ${durationSeconds} seconds`);
+      try {
+        return await load();
+      } catch (err) {
+        if (err instanceof TenantNotFoundError) await counters.consume(key, UNKNOWN_TENANT_LIMIT).catch(failOpen);
+        throw err;
+      }
     },
 
     async answer(ctx, runtime, rest, handOver) {

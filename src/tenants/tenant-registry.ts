@@ -122,6 +122,11 @@ export class TenantRegistry {
     return pending;
   }
 
+  /** Whether this node holds the tenant's provider (however old): naming it costs no lookup of an unknown id. */
+  holds(tenantId: string): boolean {
+    return this.#cache.has(tenantId);
+  }
+
   /** Forget a tenant's provider so the next request re-reads its settings and keys. */
   invalidate(tenantId: string): void {
     this.#misses.delete(tenantId);
