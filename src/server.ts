@@ -119,7 +119,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   const journal = settings.auditJournal ? auditChain && opened.auditJournal : undefined;
   const mover = journal && auditChain && startAuditJournalMover(journal, auditChain, log);
   if (journal) options.metrics?.watchAuditJournal(() => journal.backlog());
-  const durableSink = chainSink && (journal ? createJournaledAuditSink(journal, chainSink, log) : chainSink);
+  const durableSink = chainSink && (journal ? createJournaledAuditSink(journal, chainSink, log, { maxWaitMs: Math.min(1_000, settings.storeTimeoutMs) }) : chainSink);
   const otherSink = options.audit ?? createLogAuditSink(log);
   const audit = durableSink ? composeAuditSinks(durableSink, otherSink) : otherSink;
   const flushAudit = async (): Promise<void> => {

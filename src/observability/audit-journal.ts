@@ -75,19 +75,45 @@ export interface JournaledAuditSinkOptions {
   journaled?: (event: AuditEvent) => boolean;
   /** After the journal failed, events go straight to `direct` for this long (default 5 s). */
   bypassMs?: number;
+  /**
+   * How long a request waits for its journal append before the event goes to `direct`
+   * (default 1 s): a stalled Redis must not hold token answers for a whole store timeout.
+   */
+  maxWaitMs?: number;
   now?: () => number;
+}
+
+class JournalWaitExceeded extends Error {
+  constructor(ms: number) {
+    super(`the audit journal did not take the event within ${ms} ms`);
+    this.name = 'JournalWaitExceeded';
+  }
 }
 
 /**
  * An audit sink that records the chosen events in the journal and the others in `direct` (the
- * chain). When the journal cannot be reached the event goes to `direct` instead, and so do
- * the next ones for `bypassMs`: a stalled Redis costs one request a store timeout, not each.
+ * chain). When the journal fails or does not answer within `maxWaitMs`, the event goes to
+ * `direct` instead, and so do the next ones for `bypassMs`: a stalled Redis costs the requests
+ * of that moment at most `maxWaitMs`, not each request a store timeout. An append that was
+ * only late may still land: that event is then in the chain twice (once with a journalId).
  */
 export function createJournaledAuditSink(journal: AuditJournal, direct: AuditSink, log: Logger, options: JournaledAuditSinkOptions = {}): AuditSink {
   const journaled = options.journaled ?? isTokenEndpointEvent;
   const bypassMs = options.bypassMs ?? 5_000;
+  const maxWaitMs = options.maxWaitMs ?? 1_000;
   const now = options.now ?? Date.now;
   let bypassUntil = 0;
+  const added = async (event: AuditEvent): Promise<void> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        journal.add(event),
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new JournalWaitExceeded(maxWaitMs)), maxWaitMs); }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   return {
     async record(event) {
       if (!journaled(event) || now() < bypassUntil) {
@@ -95,7 +121,7 @@ export function createJournaledAuditSink(journal: AuditJournal, direct: AuditSin
         return;
       }
       try {
-        await journal.add(event);
+        await added(event);
       } catch (err) {
         bypassUntil = now() + bypassMs;
         log.warn({ err, auditType: event.type, tenant: event.tenant }, 'audit journal unreachable: events go straight to the chain for a while');

@@ -172,6 +172,20 @@ describe('the audit journal (Redis) and its mover into the chain (FerretDB)', ()
     expect(stream.map(([, fields]) => JSON.parse(fields[1] ?? '{}') as AuditEvent)).toEqual([event('direct', 3)]);
     await redis.del(streamKey);
   });
+
+  it('does not hold a request longer than maxWaitMs when the journal stops answering', async () => {
+    const direct: AuditEvent[] = [];
+    let adds = 0;
+    const stalled: AuditJournal = { ...journal, add: () => { adds += 1; return new Promise<string>(() => {}); } };
+    const sink = createJournaledAuditSink(stalled, { record: async (e) => { direct.push(e); } }, pino({ level: 'silent' }), { maxWaitMs: 50 });
+    // Both arrive while the journal hangs: each waits at most maxWaitMs, then goes to the chain.
+    await Promise.all([sink.record(event('stalled', 1)), sink.record(event('stalled', 2))]);
+    expect(direct.map((e) => e.n)).toEqual([1, 2]);
+    // The next one does not try the hanging journal at all.
+    await sink.record(event('stalled', 3));
+    expect(adds).toBe(2);
+    expect(direct.map((e) => e.n)).toEqual([1, 2, 3]);
+  });
 });
 
 /** A client_credentials token of the demo tenant's service client. */
