@@ -130,10 +130,15 @@ function held(watched: WatchedStore): { release: () => void; reached: Promise<vo
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A record in MongoDB that Redis knows nothing of (saved by a node without Redis, or its copy aged out): its first read asks MongoDB. */
+function storeInMongoOnly(node: Node, model: ModelName, id: string, payload: Payload): Promise<void> {
+  return node.watched.inner.upsert(model, id, payload, HOUR);
+}
+
 describe('Redis read copies of durable records', () => {
   it('serves repeated reads from Redis, not MongoDB, and misses too', async () => {
     const { a } = twoNodes();
-    await a.store.upsert('AccessToken', 'at', token('at', { grantId: 'g' }), HOUR);
+    await storeInMongoOnly(a, 'AccessToken', 'at', token('at', { grantId: 'g' }));
     expect(await a.store.find('AccessToken', 'at')).toMatchObject({ jti: 'at' });
     const afterFill = a.watched.mongoReads;
     for (let i = 0; i < 5; i += 1) expect(await a.store.find('AccessToken', 'at')).toMatchObject({ jti: 'at', grantId: 'g' });
@@ -142,6 +147,44 @@ describe('Redis read copies of durable records', () => {
     for (let i = 0; i < 5; i += 1) expect(await a.store.find('ClientCredentials', 'at')).toBeUndefined();
     expect(afterFill).toBe(1);
     expect(a.watched.mongoReads).toBe(afterMiss);
+  });
+
+  it('writes a new record through: its first read, on any node, does not ask MongoDB', async () => {
+    const { a, b } = twoNodes();
+    // A miss cached before the record existed does not stop it either.
+    expect(await b.store.find('RefreshToken', 'rt')).toBeUndefined();
+    const readsBefore = b.watched.mongoReads;
+    await a.store.upsert('AccessToken', 'at', token('at', { grantId: 'g' }), HOUR);
+    await a.store.upsert('RefreshToken', 'rt', token('rt', { grantId: 'g', kind: 'RefreshToken' }), HOUR);
+    for (const node of [a, b]) {
+      expect(await node.store.find('AccessToken', 'at')).toMatchObject({ jti: 'at', grantId: 'g' });
+      expect(await node.store.find('RefreshToken', 'rt')).toMatchObject({ jti: 'rt' });
+    }
+    expect(a.watched.mongoReads).toBe(0);
+    expect(b.watched.mongoReads).toBe(readsBefore);
+    // The copy keeps the record's expiry, and its grant's revocation reaches it.
+    await a.store.revokeByGrantId('g');
+    expect(await b.store.find('AccessToken', 'at')).toBeUndefined();
+    expect(await b.store.find('RefreshToken', 'rt')).toBeUndefined();
+  });
+
+  it('writes through neither a re-saved record nor one destroyed lately nor a token of a grant under revocation', async () => {
+    const { ns, a } = twoNodes();
+    const key = (id: string) => `${prefix}:{${ns}:AccessToken:${id}}:copy`;
+    await a.store.upsert('AccessToken', 'again', token('again'), HOUR);
+    await a.store.upsert('AccessToken', 'again', token('again', { scope: 'more' }), HOUR);
+    expect(await redis.get(key('again'))).toMatch(/^\?/);
+    await a.store.upsert('AccessToken', 'gone', token('gone'), HOUR);
+    await a.store.destroy('AccessToken', 'gone');
+    await a.store.upsert('AccessToken', 'gone', token('gone'), HOUR);
+    expect(await redis.get(key('gone'))).toMatch(/^\?/);
+    await a.store.revokeByGrantId('revoked');
+    await a.store.upsert('AccessToken', 'late', token('late', { grantId: 'revoked' }), HOUR);
+    expect(await redis.get(key('late'))).toMatch(/^\?/);
+    // Each is then read from MongoDB, the truth.
+    const before = a.watched.mongoReads;
+    expect(await a.store.find('AccessToken', 'again')).toMatchObject({ scope: 'more' });
+    expect(a.watched.mongoReads).toBe(before + 1);
   });
 
   it('an update on one node is what the other node reads next', async () => {
@@ -159,7 +202,7 @@ describe('Redis read copies of durable records', () => {
   it('a destroyed token is gone from every node at once, and a read that fetched it before cannot cache it back', async () => {
     const { ns, a, b } = twoNodes();
     await a.store.upsert('AccessToken', 'at', token('at'), HOUR);
-    await a.store.upsert('AccessToken', 'slow', token('slow'), HOUR);
+    await storeInMongoOnly(a, 'AccessToken', 'slow', token('slow'));
     expect(await b.store.find('AccessToken', 'at')).toBeDefined(); // B holds a copy now
 
     // A reader on B fetched 'slow' from MongoDB before the revocation and fills after it.
@@ -199,7 +242,7 @@ describe('Redis read copies of durable records', () => {
   it('a reader that fetched a token of a grant before its revocation and fills after it caches nothing', async () => {
     const { a, b } = twoNodes();
     await a.store.upsert('AccessToken', 'before', token('before', { grantId: 'g' }), HOUR);
-    await a.store.upsert('AccessToken', 'during', token('during', { grantId: 'g' }), HOUR);
+    await storeInMongoOnly(a, 'AccessToken', 'during', token('during', { grantId: 'g' }));
     expect(await b.store.find('AccessToken', 'before')).toBeDefined();
 
     const gate = held(b.watched);

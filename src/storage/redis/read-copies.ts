@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ModelName, ModelStore, Payload, RecordStore, StoredRecord } from '../model-store.ts';
-import { indexedFields, isLive } from '../shared/records.ts';
+import { expiresAtFrom, indexedFields, isLive } from '../shared/records.ts';
 import { CorruptRecordError } from '../shared/store-errors.ts';
 import { isStoreUnavailable } from '../unavailable.ts';
 import { Script } from './lua-script.ts';
@@ -36,7 +36,9 @@ import type { RedisClient } from './redis-model-store.ts';
  *   says gone: a listed key is a tombstone, and anything else asks MongoDB.
  * - destroy() writes the record's tombstone, then deletes from MongoDB.
  * - upsert() and consume() write MongoDB, then a fresh '?<n>' marker (also over a tombstone:
- *   MongoDB has the record again, and readers go there).
+ *   MongoDB has the record again, and readers go there). An upsert that found no key (or a
+ *   cached miss) then fills a copy itself, as a reader would from that marker (write-through
+ *   of new tokens).
  * - Expiry: a copy keeps the record's expiry and every read checks it; a key lives at most
  *   `maxAgeMs` (default 5 min; then the copy is filled again from MongoDB). Tombstones, group
  *   ones included, live `maxAgeMs` too: as long as any copy they could shadow, and far longer
@@ -152,7 +154,28 @@ class ReadCopyStore implements ModelStore {
 
   async upsert(model: ModelName, id: string, payload: Payload, expiresIn?: number): Promise<void> {
     await this.#inner.upsert(model, id, payload, expiresIn);
-    if (COPIED_MODELS.has(model)) await this.#markChanged(model, id);
+    if (!COPIED_MODELS.has(model)) return;
+    const marked = await this.#markChanged(model, id);
+    // Write-through, for a record new to Redis only (no key, or a cached miss): the first
+    // reader of a new token (its introspection, the next refresh rotation, its revocation)
+    // finds it in Redis instead of asking MongoDB, which on FerretDB scans. Filled exactly as a
+    // reader fills, from the marker just written: a tombstone or a newer change written since
+    // wins, and a group under revocation gets no copy. A re-saved record (a copy or marker was
+    // there) or one destroyed lately (a tombstone) gets the marker alone: a destroy racing the
+    // re-save must leave readers asking MongoDB, never a copy (a re-saved copy under another
+    // grant or client leaves the old one's set first). A copy never decides "used once":
+    // consume() asks MongoDB.
+    if (marked === undefined) return;
+    const { previous, marker } = marked;
+    if (previous !== null && previous !== ABSENT) {
+      if (!previous.startsWith(CHANGED) && previous !== TOMBSTONE) await this.#leaveOldGroups(model, id, previous, payload);
+      return;
+    }
+    try {
+      await this.#fill(model, id, this.#copyKey(model, id), marker, { payload, expiresAt: expiresAtFrom(expiresIn, Date.now()) });
+    } catch (error) {
+      if (!isStoreUnavailable(error)) throw error;
+    }
   }
 
   async find(model: ModelName, id: string): Promise<Payload | undefined> {
@@ -228,10 +251,37 @@ class ReadCopyStore implements ModelStore {
    * changed record (a Grant, a consumed refresh token) may then be read from an older copy
    * for up to maxAgeMs once a persistent Redis is back; revocations never go unrecorded.
    */
-  async #markChanged(model: ModelName, id: string): Promise<void> {
+  async #markChanged(model: ModelName, id: string): Promise<{ marker: string; previous: string | null } | undefined> {
     const marker = CHANGED + randomBytes(9).toString('base64url');
     try {
-      await this.#redis.set(this.#copyKey(model, id), marker, 'PX', this.#maxAgeMs);
+      const previous = await this.#redis.set(this.#copyKey(model, id), marker, 'PX', this.#maxAgeMs, 'GET');
+      return { marker, previous };
+    } catch (error) {
+      if (!isStoreUnavailable(error)) throw error;
+      return undefined;
+    }
+  }
+
+  /**
+   * A record re-saved with another grant or client (its copy was registered under the old
+   * ones) leaves their sets, so revoking the old grant does not tombstone a record that no
+   * longer belongs to it. A revocation that listed it first has tombstoned it already: the
+   * record then reads as revoked until MongoDB is asked again (the safe side).
+   */
+  async #leaveOldGroups(model: ModelName, id: string, previous: string, payload: Payload): Promise<void> {
+    let old: ReturnType<typeof indexedFields>;
+    try {
+      old = indexedFields(parseCopy(previous, this.#copyKey(model, id)).payload);
+    } catch {
+      return;
+    }
+    const now = indexedFields(payload);
+    const member = `${model}:${id}`;
+    const left: Array<Promise<unknown>> = [];
+    if (old.grantId !== undefined && old.grantId !== now.grantId) left.push(this.#redis.zrem(this.#groupKeys('grant', old.grantId)[0], member));
+    if (old.clientId !== undefined && old.clientId !== now.clientId) left.push(this.#redis.zrem(this.#groupKeys('client', old.clientId)[0], member));
+    try {
+      await Promise.all(left);
     } catch (error) {
       if (!isStoreUnavailable(error)) throw error;
     }
