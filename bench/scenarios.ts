@@ -343,6 +343,16 @@ const revocation: Scenario = {
   },
 };
 
+/** Castellan on each chosen storage, and the `--compare` checkout beside each, named as their rows. */
+async function castellanServers(ctx: BenchContext): Promise<Array<{ name: string; server: CastellanServer }>> {
+  const servers: Array<{ name: string; server: CastellanServer }> = [];
+  for (const storage of ctx.options.storages) {
+    servers.push({ name: storageName(storage), server: await ctx.castellan(storage) });
+    if (ctx.options.compareDir !== undefined) servers.push({ name: COMPARED(storage), server: await ctx.castellan(storage, 'shared', ctx.options.compareDir) });
+  }
+  return servers;
+}
+
 /** A user's JWT access token for the notes resource, from a scripted code flow. */
 async function userTokens(server: CastellanServer, scope: string, resource?: string): Promise<Record<string, unknown>> {
   const flow = await runCodeFlow({
@@ -367,13 +377,7 @@ const tokenExchange: Scenario = {
   title: 'token exchange (user access token → audience-bound JWT with act)',
   async run(ctx) {
     const targets: Target[] = [];
-    const { compareDir } = ctx.options;
-    const servers: Array<{ name: string; server: CastellanServer }> = [];
-    for (const storage of ctx.options.storages) {
-      servers.push({ name: storageName(storage), server: await ctx.castellan(storage) });
-      if (compareDir !== undefined) servers.push({ name: COMPARED(storage), server: await ctx.castellan(storage, 'shared', compareDir) });
-    }
-    for (const { name, server } of servers) {
+    for (const { name, server } of await castellanServers(ctx)) {
       const subject = String((await userTokens(server, 'openid notes:read', DEMO_JWT_RESOURCE)).access_token);
       const body = form({
         grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
@@ -426,9 +430,8 @@ const refreshRotation: Scenario = {
         taken = 0;
       });
     };
-    for (const storage of ctx.options.storages) {
-      const server = await ctx.castellan(storage);
-      targets.push(chainOf(storageName(storage), `${server.url}/t/demo/token`, 'demo-agent', async () => {
+    for (const { name, server } of await castellanServers(ctx)) {
+      targets.push(chainOf(name, `${server.url}/t/demo/token`, 'demo-agent', async () => {
         const tokens: string[] = [];
         for (let i = 0; i < connections + spare; i += 1) tokens.push(String((await userTokens(server, 'openid offline_access')).refresh_token));
         return tokens;
