@@ -11,9 +11,8 @@ import { createApp } from './http/app.ts';
 import { createEndpointRateLimits } from './http/rate-limit.ts';
 import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
-import { composeAuditSinks, createLogAuditSink, type AuditSink } from './observability/audit.ts';
-import { createAuditChain, createAuditChainSink } from './observability/audit-chain.ts';
-import { createJournaledAuditSink, startAuditJournalMover } from './observability/audit-journal.ts';
+import type { AuditSink } from './observability/audit.ts';
+import { createAuditTrail } from './observability/audit-trail.ts';
 import type { AuditEventStore } from './observability/audit-events.mongo.ts';
 import { createMetrics, type CastellanMetrics } from './observability/metrics.ts';
 import type { PolicyHooks } from './policy/hooks.ts';
@@ -112,30 +111,21 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
   }
   const policy = await loadPolicyHooks(settings.policyModule);
   const opened = await openStorage(settings, log);
-  // With MongoDB every event is also appended to its tenant's hash chain (audit-chain.ts);
-  // with Redis too, the token endpoints' events reach it through the journal (audit-journal.ts).
-  const auditChain = opened.auditEvents && createAuditChain(opened.auditEvents);
-  const chainSink = auditChain && createAuditChainSink(auditChain, log, { maxWaitMs: settings.storeTimeoutMs });
-  const journal = settings.auditJournal ? auditChain && opened.auditJournal : undefined;
-  const mover = journal && auditChain && startAuditJournalMover(journal, auditChain, log);
-  if (journal) options.metrics?.watchAuditJournal(() => journal.backlog());
-  const durableSink = chainSink && (journal ? createJournaledAuditSink(journal, chainSink, log, { maxWaitMs: Math.min(1_000, settings.storeTimeoutMs) }) : chainSink);
-  const otherSink = options.audit ?? createLogAuditSink(log);
-  const audit = durableSink ? composeAuditSinks(durableSink, otherSink) : otherSink;
-  const flushAudit = async (): Promise<void> => {
-    if (mover) while ((await mover.moveOnce()) > 0);
-    await auditChain?.drain();
-  };
-  const closeAudit = async (): Promise<void> => {
-    await mover?.stop();
-    await auditChain?.drain();
-  };
+  const trail = createAuditTrail({
+    events: opened.auditEvents,
+    journal: settings.auditJournal ? opened.auditJournal : undefined,
+    other: options.audit,
+    storeTimeoutMs: settings.storeTimeoutMs,
+    metrics: options.metrics,
+    log,
+  });
+  const audit = trail.sink;
   // Every model store operation timed (castellan_store_operation_duration_seconds).
   const backends = opened.kind === 'memory' ? { durable: 'memory', ephemeral: 'memory' } : { durable: 'mongodb', ephemeral: opened.kind === 'mongo+redis' ? 'redis' : 'mongodb' };
   const { metrics } = options;
   const instrumented: Storage = metrics ? { ...opened, modelStores: (tenant) => metrics.instrumentModelStores(opened.modelStores(tenant), backends) } : opened;
   // Closing the storage drains the audit appends in flight first.
-  const storage: Storage = { ...instrumented, close: async () => { await closeAudit(); await instrumented.close(); } };
+  const storage: Storage = { ...instrumented, close: async () => { await trail.close(); await instrumented.close(); } };
   try {
     const keyring = createKeyring({ store: storage.signingKeys, wrapper: createLocalKeyWrapper(kek) });
     const cookieSecret = settings.cookieSecret ?? kek;
@@ -160,7 +150,7 @@ export async function openCore(settings: Settings, log: Logger, options: StartOp
     const totp = createTotpService({
       accounts: storage.users, wrapper: createLocalKeyWrapper(kek), stepMarks: storage.oneTimeMarks.shortLived, recoveryMarks: storage.oneTimeMarks.lasting,
     });
-    return { storage, keyring, tenants, policy, totp, audit, auditEvents: opened.auditEvents, flushAudit, close: () => storage.close() };
+    return { storage, keyring, tenants, policy, totp, audit, auditEvents: opened.auditEvents, flushAudit: () => trail.flush(), close: () => storage.close() };
   } catch (err) {
     await storage.close();
     throw err;
