@@ -13,6 +13,7 @@ import { createKeyring, type Keyring } from './keys/keyring.ts';
 import { createLocalKeyWrapper, generateKeyEncryptionKey } from './keys/kms.ts';
 import type { AuditSink } from './observability/audit.ts';
 import { createAuditTrail } from './observability/audit-trail.ts';
+import { within } from './shared/within.ts';
 import type { AuditEventStore } from './observability/audit-events.mongo.ts';
 import { createMetrics, type CastellanMetrics } from './observability/metrics.ts';
 import type { PolicyHooks } from './policy/hooks.ts';
@@ -51,14 +52,6 @@ export interface RunningCastellan {
 
 /** How long /readyz waits for MongoDB and Redis to answer a ping. */
 const READY_TIMEOUT_MS = 2_000;
-
-function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-  });
-  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => clearTimeout(timer));
-}
 
 async function readCaFile(path: string): Promise<Buffer> {
   try {
@@ -244,13 +237,8 @@ export async function startCastellan(settings: Settings, log: Logger, options: S
         if (drainMs > 0) {
           // Idle keep-alive connections go now and as requests finish; busy ones get the bound.
           const idle = setInterval(() => server.closeIdleConnections(), 100);
-          let bound: NodeJS.Timeout | undefined;
-          const drained = await Promise.race([
-            closed.then(() => true),
-            new Promise<boolean>((resolve) => { bound = setTimeout(() => resolve(false), drainMs); }),
-          ]);
+          const drained = await within(closed.then(() => true), drainMs, false);
           clearInterval(idle);
-          clearTimeout(bound);
           if (!drained) log.warn({ drainMs }, 'requests still in flight at the end of the drain; closing their connections');
         }
         server.closeAllConnections();

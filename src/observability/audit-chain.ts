@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Db } from 'mongodb';
 import type { Logger } from 'pino';
 import type { AuditEvent, AuditSink } from './audit.ts';
+import { within } from '../shared/within.ts';
 import { auditEventId, createMongoAuditEventStore, type AuditEventStore, type AuditLinkDocument } from './audit-events.mongo.ts';
 
 /**
@@ -289,11 +290,7 @@ export function createAuditChainSink(chain: AuditChain, log: Logger, options: { 
         await appended;
         return;
       }
-      let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), maxWaitMs); });
-      const done = await Promise.race([appended, waited]);
-      clearTimeout(timer);
-      if (!done) log.warn({ auditType: event.type, tenant: event.tenant, maxWaitMs }, 'audit chain append still pending: the request goes on, the append continues');
+      if (!(await within(appended, maxWaitMs, false))) log.warn({ auditType: event.type, tenant: event.tenant, maxWaitMs }, 'audit chain append still pending: the request goes on, the append continues');
     },
   };
 }

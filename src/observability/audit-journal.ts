@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AuditEvent, AuditSink } from './audit.ts';
 import type { AuditChain } from './audit-chain.ts';
+import { within } from '../shared/within.ts';
 
 /**
  * The audit journal: a durable queue in front of the hash chain for the events of the token
@@ -83,6 +84,8 @@ export interface JournaledAuditSinkOptions {
   now?: () => number;
 }
 
+const TIMED_OUT = Symbol('audit journal wait exceeded');
+
 class JournalWaitExceeded extends Error {
   constructor(ms: number) {
     super(`the audit journal did not take the event within ${ms} ms`);
@@ -103,16 +106,15 @@ export function createJournaledAuditSink(journal: AuditJournal, direct: AuditSin
   const maxWaitMs = options.maxWaitMs ?? 1_000;
   const now = options.now ?? Date.now;
   let bypassUntil = 0;
-  const added = async (event: AuditEvent): Promise<void> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        journal.add(event),
-        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new JournalWaitExceeded(maxWaitMs)), maxWaitMs); }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Undefined once the journal holds the event; otherwise why it does not (yet). */
+  const failureToAdd = async (event: AuditEvent): Promise<unknown> => {
+    const failure = await within(
+      journal.add(event).then(() => undefined, (err: unknown) => err ?? new Error('audit journal append failed')),
+      maxWaitMs,
+      TIMED_OUT,
+    );
+    // Made only when needed: the answer of every token request passes here.
+    return failure === TIMED_OUT ? new JournalWaitExceeded(maxWaitMs) : failure;
   };
   return {
     async record(event) {
@@ -120,13 +122,11 @@ export function createJournaledAuditSink(journal: AuditJournal, direct: AuditSin
         await direct.record(event);
         return;
       }
-      try {
-        await added(event);
-      } catch (err) {
-        bypassUntil = now() + bypassMs;
-        log.warn({ err, auditType: event.type, tenant: event.tenant }, 'audit journal unreachable: events go straight to the chain for a while');
-        await direct.record(event);
-      }
+      const err = await failureToAdd(event);
+      if (err === undefined) return;
+      bypassUntil = now() + bypassMs;
+      log.warn({ err, auditType: event.type, tenant: event.tenant }, 'audit journal unreachable: events go straight to the chain for a while');
+      await direct.record(event);
     },
   };
 }

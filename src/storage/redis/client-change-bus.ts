@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { ClientChangeBus } from '../client-cache.ts';
 import type { RedisClient } from './redis-model-store.ts';
+import { within } from '../../shared/within.ts';
 
 /**
  * Cross-node announcements of changed clients over Redis pub/sub (ARCHITECTURE.md "Beyond
@@ -90,17 +91,7 @@ export function createRedisClientChangeBus(redis: RedisClient, options: RedisCli
       await redis.publish(channel, JSON.stringify([namespace, clientId]));
     },
     listening: () => listening,
-    ready: async (timeoutMs) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      });
-      try {
-        return await Promise.race([firstReady.then(() => true), timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    ready: (timeoutMs) => within(firstReady.then(() => true), timeoutMs, false),
     async close() {
       closed = true;
       if (listening) options.onDeaf();
