@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { BearerTokenRequiredError, NotFoundError } from '../errors/errors.ts';
 import type { ModelName, ModelStore } from '../storage/model-store.ts';
 import type { ModelStores } from '../storage/oidc-adapter.ts';
+import { within } from '../shared/within.ts';
 import { tokenFieldsOf } from './token-response.ts';
 
 /**
@@ -202,16 +203,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Caste
       }
       return labels;
     };
+    // Arguments are evaluated in order: the clock is read before the store operation starts.
     const now = () => performance.now();
     return {
-      upsert: (model, id, payload, expiresIn) => { const t = now(); return timed(l('upsert', model), t, store.upsert(model, id, payload, expiresIn)); },
-      find: (model, id) => { const t = now(); return timed(l('find', model), t, store.find(model, id)); },
-      findByUid: (model, uid) => { const t = now(); return timed(l('findByUid', model), t, store.findByUid(model, uid)); },
-      findByUserCode: (model, userCode) => { const t = now(); return timed(l('findByUserCode', model), t, store.findByUserCode(model, userCode)); },
-      consume: (model, id) => { const t = now(); return timed(l('consume', model), t, store.consume(model, id)); },
-      destroy: (model, id) => { const t = now(); return timed(l('destroy', model), t, store.destroy(model, id)); },
-      revokeByGrantId: (grantId) => { const t = now(); return timed(l('revokeByGrantId'), t, store.revokeByGrantId(grantId)); },
-      revokeByClientId: (clientId, models) => { const t = now(); return timed(l('revokeByClientId'), t, store.revokeByClientId(clientId, models)); },
+      upsert: (model, id, payload, expiresIn) => timed(l('upsert', model), now(), store.upsert(model, id, payload, expiresIn)),
+      find: (model, id) => timed(l('find', model), now(), store.find(model, id)),
+      findByUid: (model, uid) => timed(l('findByUid', model), now(), store.findByUid(model, uid)),
+      findByUserCode: (model, userCode) => timed(l('findByUserCode', model), now(), store.findByUserCode(model, userCode)),
+      consume: (model, id) => timed(l('consume', model), now(), store.consume(model, id)),
+      destroy: (model, id) => timed(l('destroy', model), now(), store.destroy(model, id)),
+      revokeByGrantId: (grantId) => timed(l('revokeByGrantId'), now(), store.revokeByGrantId(grantId)),
+      revokeByClientId: (clientId, models) => timed(l('revokeByClientId'), now(), store.revokeByClientId(clientId, models)),
     };
   }
 
@@ -234,13 +236,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Caste
         registers: [registry],
         async collect() {
           // A scrape must neither fail nor wait out a store timeout because Redis is down or slow.
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const entries = await Promise.race([
-            backlog().catch(() => undefined),
-            new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), BACKLOG_WAIT_MS); }),
-          ]);
-          clearTimeout(timer);
-          this.set(entries ?? Number.NaN);
+          this.set(await within(backlog(), BACKLOG_WAIT_MS, Number.NaN));
         },
       });
     },
