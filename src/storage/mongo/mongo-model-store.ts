@@ -265,7 +265,7 @@ class MongoModelStore implements RecordStore, RecordLister {
     const limit = query.limit ?? DEFAULT_LIST_LIMIT;
     const filter = {
       ns: this.#ns,
-      ...(query.after !== undefined && { _id: { $gt: `${this.#ns}:${query.after}` } }),
+      ...(query.after !== undefined && { _id: { $gt: this.#recordId(query.after) } }),
       ...(query.clientId !== undefined && model !== 'Client' && { clientId: query.clientId }),
       $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: now } }],
     };
