@@ -23,6 +23,7 @@ import {
 import type { DocumentCache } from '../registration/cimd/document-cache.ts';
 import { registrableScopes } from '../registration/registration-gate.ts';
 import { consentGrantLoader } from './consent-grant.ts';
+import { publicJwk } from '../keys/public-jwk.ts';
 import { mayIntrospect } from './introspection-policy.ts';
 import { resourceServerFor } from './resource-servers.ts';
 import { OIDC_SCOPES, type TenantSettings } from './tenant-settings.ts';
@@ -248,12 +249,7 @@ function longestAccessTokenTtl(settings: TenantSettings): number {
 
 /** The public half of the signing keys: what the tenant's own JWTs verify against. */
 function publicJwks(jwks: JWKS): JSONWebKeySet {
-  return {
-    keys: jwks.keys.map((k) => {
-      const { kty, kid, alg, use, crv, x, y, n, e } = k as Record<string, string | undefined>;
-      return Object.fromEntries(Object.entries({ kty, kid, alg, use, crv, x, y, n, e }).filter(([, v]) => v !== undefined)) as JWK;
-    }),
-  };
+  return { keys: jwks.keys.map((key) => publicJwk(key as JWK)) };
 }
 
 export function createTenantProvider(input: TenantProviderInput): Provider {
