@@ -5,7 +5,7 @@ import { DEFAULT_LIST_LIMIT, type ModelName, type Payload } from '../../storage/
 import { revokeClientEverywhere, revokeGrantEverywhere } from '../../storage/oidc-adapter.ts';
 import type { AdminActor } from './admin-actor.ts';
 import { parseAdminInput, recordAdminEvent, requireTenantRecord } from './admin-events.ts';
-import { everyPage, pageOf, pageQuerySchema, type Page } from './paging.ts';
+import { everyPage, pageOf, pageQuerySchema, type Page, type PageQuery } from './paging.ts';
 
 /** One consent a user gave a client (oidc-provider's Grant), as operators see it. */
 export interface GrantView {
@@ -68,7 +68,7 @@ export interface GrantAdmin {
 export function createGrantAdmin(core: GrantAdminCore): GrantAdmin {
   const { storage, audit } = core;
 
-  async function findPage(tenant: string, selector: GrantSelector, page: { after?: string | undefined; limit: number }): Promise<GrantView[]> {
+  async function findPage(tenant: string, selector: GrantSelector, page: PageQuery): Promise<GrantView[]> {
     const query = 'userId' in selector ? { accountId: selector.userId } : { clientId: selector.clientId };
     const records = await storage.records(tenant).list('Grant', { ...query, ...(page.after === undefined ? {} : { after: page.after }), limit: page.limit });
     return records.map((r) => toGrantView(r.id, r.payload));
